@@ -1,0 +1,59 @@
+# pytvix developer entry points. Every target sets up what it needs first.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+SYSTEM_STAMP := $(VENV)/.system-deps-stamp
+SRC := src tests bench scripts
+
+.PHONY: setup system-deps proto proto-check fmt lint type test check bench daemon clean
+
+## Python dependencies in .venv (editable install with dev and FUSE extras)
+setup: $(STAMP)
+$(STAMP): pyproject.toml $(SYSTEM_STAMP)
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev,fuse]'
+	touch $(STAMP)
+
+## Debian packages: libfuse3 headers for pyfuse3, nix, fuse3, servers used by tests
+system-deps: $(SYSTEM_STAMP)
+$(SYSTEM_STAMP): scripts/install-system-deps.sh
+	./scripts/install-system-deps.sh
+	mkdir -p $(VENV) && touch $(SYSTEM_STAMP)
+
+## Regenerate src/pytvix/_proto from proto/ (committed; CI checks it does not drift)
+proto: setup
+	$(BIN)/python scripts/gen_proto.py
+
+proto-check: setup
+	$(BIN)/python scripts/gen_proto.py --check
+
+fmt: setup
+	$(BIN)/ruff format $(SRC)
+	$(BIN)/ruff check --fix $(SRC)
+
+lint: setup
+	$(BIN)/ruff check $(SRC)
+	$(BIN)/ruff format --check $(SRC)
+
+type: setup
+	$(BIN)/mypy --strict src
+
+## The test suite alone
+test: setup
+	$(BIN)/pytest -q
+
+## Everything CI runs: lint, types, generated-code drift, tests
+check: lint type proto-check test
+
+## Benchmarks against peers (see bench/README.md); prints ratios
+bench: setup
+	$(BIN)/python -m bench
+
+## The store daemon on the embedded default store ($$TVIX_STORE_HOME or ~/.local/share/pytvix)
+daemon: setup
+	$(BIN)/tvix-store daemon
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis

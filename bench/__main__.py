@@ -1,0 +1,27 @@
+"""Run every benchmark module in bench/ (or those named on the command line)."""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+import sys
+from pathlib import Path
+
+
+def main() -> int:
+    wanted = sys.argv[1:]
+    names = sorted(
+        m.name
+        for m in pkgutil.iter_modules([str(Path(__file__).parent)])
+        if m.name.startswith("bench_")
+    )
+    for name in names:
+        if wanted and name not in wanted and name.removeprefix("bench_") not in wanted:
+            continue
+        print(f"== {name}", flush=True)
+        importlib.import_module(f"bench.{name}").main()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

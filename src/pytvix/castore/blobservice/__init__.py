@@ -1,0 +1,181 @@
+"""BlobService: bytes by blake3 digest, optionally split into verified chunks.
+
+Contract shared by every backend (the contract suite in `pytvix.testing.contract` checks it):
+- `has(d)` is True iff `open_read(d)` returns a reader.
+- `open_read(d)` returns a seekable reader over exactly the bytes whose blake3 is `d`, or None.
+  Backends that fetch data from storage verify it before returning it; corrupt data raises
+  StorageError, it is never returned.
+- `open_write()` returns a writer; `close()` returns the blake3 of everything written and only
+  then is the blob visible. A blob that was already stored is not rewritten.
+- `chunks(d)` returns None if the blob is missing, [] if it is present without finer chunking,
+  else the ordered (digest, size) list whose concatenation is the blob; each chunk digest can
+  itself be read with `open_read`.
+"""
+
+from __future__ import annotations
+
+import os
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Self
+
+from pytvix.castore.digests import B3Digest
+
+__all__ = [
+    "BlobReader",
+    "BlobService",
+    "BlobWriter",
+    "BytesBlobReader",
+    "ChunkMeta",
+    "put_blob",
+    "read_blob",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class ChunkMeta:
+    """One chunk of a blob: its blake3 digest and length."""
+
+    digest: B3Digest
+    size: int
+
+
+class BlobReader(ABC):
+    """A seekable async reader over one blob. `size` is the blob's length."""
+
+    size: int
+
+    @abstractmethod
+    async def read(self, n: int = -1) -> bytes:
+        """Up to `n` bytes from the current position (all remaining if n < 0); b"" at the end."""
+
+    @abstractmethod
+    async def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
+        """Move the position (SEEK_SET, SEEK_CUR, SEEK_END); returns the new position.
+        Seeking past the end is allowed (reads then return b"")."""
+
+    @abstractmethod
+    def tell(self) -> int: ...
+
+    async def close(self) -> None:  # noqa: B027 - optional hook, most readers hold nothing
+        """Release resources; the reader is unusable afterwards."""
+
+    async def readexactly(self, n: int) -> bytes:
+        """Exactly `n` bytes or EOFError."""
+        parts: list[bytes] = []
+        remaining = n
+        while remaining > 0:
+            part = await self.read(remaining)
+            if not part:
+                raise EOFError(f"blob ended {remaining} bytes early")
+            parts.append(part)
+            remaining -= len(part)
+        return b"".join(parts)
+
+    def _resolve_seek(self, offset: int, whence: int) -> int:
+        """Absolute target position of a seek; ValueError if it would be negative."""
+        if whence == os.SEEK_SET:
+            target = offset
+        elif whence == os.SEEK_CUR:
+            target = self.tell() + offset
+        elif whence == os.SEEK_END:
+            target = self.size + offset
+        else:
+            raise ValueError(f"invalid whence {whence}")
+        if target < 0:
+            raise ValueError(f"negative seek position {target}")
+        return target
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+
+class BytesBlobReader(BlobReader):
+    """A reader over bytes already in memory."""
+
+    def __init__(self, data: bytes) -> None:
+        self._data = data
+        self._view = memoryview(data)
+        self._pos = 0
+        self.size = len(data)
+
+    async def read(self, n: int = -1) -> bytes:
+        start = self._pos
+        end = self.size if n < 0 else min(self.size, start + n)
+        if start >= end:
+            return b""
+        self._pos = end
+        if start == 0 and end == self.size:
+            return self._data
+        return bytes(self._view[start:end])
+
+    async def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
+        self._pos = self._resolve_seek(offset, whence)
+        return self._pos
+
+    def tell(self) -> int:
+        return self._pos
+
+
+class BlobWriter(ABC):
+    """Accepts the bytes of one blob. Nothing is visible until `close()` succeeds."""
+
+    @abstractmethod
+    async def write(self, data: bytes | bytearray | memoryview) -> int:
+        """Append `data`; returns len(data)."""
+
+    @abstractmethod
+    async def close(self) -> B3Digest:
+        """Finish the blob and return its digest. Calling close again returns the same digest."""
+
+    async def abort(self) -> None:  # noqa: B027 - optional hook
+        """Drop everything written so far (after an error); idempotent."""
+
+
+class BlobService(ABC):
+    """Blobs by blake3 digest. See the module docstring for the contract."""
+
+    @abstractmethod
+    async def has(self, digest: B3Digest) -> bool: ...
+
+    @abstractmethod
+    async def open_read(self, digest: B3Digest) -> BlobReader | None: ...
+
+    @abstractmethod
+    async def open_write(self) -> BlobWriter: ...
+
+    async def chunks(self, digest: B3Digest) -> list[ChunkMeta] | None:
+        """Default for backends without chunking: [] if present, None if missing."""
+        return [] if await self.has(digest) else None
+
+    async def close(self) -> None:  # noqa: B027 - optional hook
+        """Release connections, files, threads. Idempotent."""
+
+
+async def put_blob(service: BlobService, data: bytes | bytearray | memoryview) -> B3Digest:
+    """Store `data` as one blob and return its digest."""
+    writer = await service.open_write()
+    try:
+        await writer.write(data)
+    except BaseException:
+        await writer.abort()
+        raise
+    return await writer.close()
+
+
+async def read_blob(service: BlobService, digest: B3Digest) -> bytes | None:
+    """The whole blob, or None if it is missing. For small blobs and tests."""
+    reader = await service.open_read(digest)
+    if reader is None:
+        return None
+    async with reader:
+        return await reader.read()

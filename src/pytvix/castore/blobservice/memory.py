@@ -1,0 +1,64 @@
+"""In-memory BlobService (`memory://`): a dict, for tests and ephemeral stores."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import blake3
+
+from pytvix.castore.blobservice import BlobReader, BlobService, BlobWriter, BytesBlobReader
+from pytvix.castore.composition import Composition, ServiceConfig, ServiceUrl
+from pytvix.castore.digests import B3Digest
+
+
+class MemoryBlobService(BlobService):
+    def __init__(self) -> None:
+        self._blobs: dict[B3Digest, bytes] = {}
+
+    async def has(self, digest: B3Digest) -> bool:
+        return digest in self._blobs
+
+    async def open_read(self, digest: B3Digest) -> BlobReader | None:
+        data = self._blobs.get(digest)
+        return None if data is None else BytesBlobReader(data)
+
+    async def open_write(self) -> BlobWriter:
+        return _MemoryBlobWriter(self._blobs)
+
+
+class _MemoryBlobWriter(BlobWriter):
+    def __init__(self, blobs: dict[B3Digest, bytes]) -> None:
+        self._blobs = blobs
+        self._buf = bytearray()
+        self._hasher = blake3.blake3()
+        self._digest: B3Digest | None = None
+
+    async def write(self, data: bytes | bytearray | memoryview) -> int:
+        if self._digest is not None:
+            raise ValueError("write after close")
+        self._buf += data
+        self._hasher.update(data)
+        return len(data)
+
+    async def close(self) -> B3Digest:
+        if self._digest is None:
+            self._digest = B3Digest(self._hasher.digest())
+            self._blobs.setdefault(self._digest, bytes(self._buf))
+            self._buf = bytearray()
+        return self._digest
+
+    async def abort(self) -> None:
+        self._buf = bytearray()
+
+
+@dataclass(frozen=True)
+class MemoryBlobServiceConfig(ServiceConfig[BlobService]):
+    """`memory://` or `type = "memory"`: no options."""
+
+    @classmethod
+    def from_url(cls, url: ServiceUrl) -> MemoryBlobServiceConfig:
+        url.require_memory_form()
+        return cls()
+
+    async def build(self, instance: str, composition: Composition) -> BlobService:
+        return MemoryBlobService()

@@ -1,0 +1,1 @@
+"""The Nix-specific layer over castore: PathInfo, NAR, and the PathInfoService."""
