@@ -32,12 +32,23 @@ def by_url(kind: Any, url_template: str) -> Factory:
 
 BLOB_BACKENDS: dict[str, Factory] = {
     "memory": by_url(BLOB_SERVICES, "memory://"),
+    "objectstore-memory": by_url(BLOB_SERVICES, "objectstore+memory:///"),
+    "objectstore-file": by_url(BLOB_SERVICES, "objectstore+file://{tmp}/blobs"),
+    "objectstore-file-smallchunks": by_url(
+        BLOB_SERVICES, "objectstore+file://{tmp}/blobs?avg_chunk_size=4096&fsync=true"
+    ),
 }
 
 DIRECTORY_BACKENDS: dict[str, Factory] = {
     "memory": by_url(DIRECTORY_SERVICES, "memory://"),
+    "lmdb-temporary": by_url(DIRECTORY_SERVICES, "lmdb://"),
+    "lmdb": by_url(DIRECTORY_SERVICES, "lmdb://{tmp}/store.lmdb"),
+    "objectstore-memory": by_url(DIRECTORY_SERVICES, "objectstore+memory:///"),
+    "objectstore-file": by_url(DIRECTORY_SERVICES, "objectstore+file://{tmp}/dirs"),
 }
 
 PATHINFO_BACKENDS: dict[str, Factory] = {
     "memory": by_url(PATHINFO_SERVICES, "memory://"),
+    "lmdb-temporary": by_url(PATHINFO_SERVICES, "lmdb://"),
+    "lmdb": by_url(PATHINFO_SERVICES, "lmdb://{tmp}/store.lmdb"),
 }

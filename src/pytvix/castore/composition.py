@@ -221,6 +221,7 @@ BLOB_SERVICES: ServiceKind[Any] = ServiceKind(
     "blob service",
     {
         "memory": "pytvix.castore.blobservice.memory:MemoryBlobServiceConfig",
+        "objectstore": "pytvix.castore.blobservice.objectstore:ObjectStoreBlobServiceConfig",
     },
 )
 
@@ -229,6 +230,10 @@ DIRECTORY_SERVICES: ServiceKind[Any] = ServiceKind(
     "directory service",
     {
         "memory": "pytvix.castore.directoryservice.memory:MemoryDirectoryServiceConfig",
+        "lmdb": "pytvix.castore.directoryservice.lmdb:LmdbDirectoryServiceConfig",
+        "objectstore": (
+            "pytvix.castore.directoryservice.objectstore:ObjectStoreDirectoryServiceConfig"
+        ),
     },
     unsupported={"redb": NO_REDB},
 )

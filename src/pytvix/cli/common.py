@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TypeVar
 
 import click
 
+from pytvix.castore.composition import ConfigError
+from pytvix.castore.errors import CastoreError
+from pytvix.store.composition import StoreServices, open_store_from_toml, open_store_from_urls
+from pytvix.store.defaults import embedded_urls, store_home
+
 F = TypeVar("F", bound=Callable[..., Any])
+R = TypeVar("R")
 
 LOG_LEVELS = ["ERROR", "WARN", "WARNING", "INFO", "DEBUG", "TRACE"]
 
@@ -90,3 +99,53 @@ def global_options(f: F) -> F:
         type=click.Choice(LOG_LEVELS, case_sensitive=False),
         help="Log level (RUST_LOG, if set, overrides it).",
     )(f)
+
+
+@dataclass(frozen=True)
+class ServiceAddrs:
+    """Where the three services are: URLs (None = embedded default) or a composition file."""
+
+    blob: str | None = None
+    directory: str | None = None
+    path_info: str | None = None
+    composition: str | None = None
+
+    @classmethod
+    def from_options(cls, options: dict[str, Any]) -> ServiceAddrs:
+        return cls(
+            options.pop("blob_service_addr", None),
+            options.pop("directory_service_addr", None),
+            options.pop("path_info_service_addr", None),
+            options.pop("experimental_store_composition", None),
+        )
+
+    @property
+    def uses_embedded(self) -> bool:
+        return self.composition is None and None in (self.blob, self.directory, self.path_info)
+
+    def urls(self) -> tuple[str, str, str]:
+        """The three URLs, the embedded store's filling in what was not given."""
+        blob, directory, path_info = embedded_urls(store_home())
+        return (self.blob or blob, self.directory or directory, self.path_info or path_info)
+
+    async def open(self) -> StoreServices:
+        if self.composition is not None:
+            return await open_store_from_toml(Path(self.composition))
+        return await open_store_from_urls(*self.urls())
+
+
+def run_async(main: Callable[[], Coroutine[Any, Any, R]]) -> R:
+    """Run a command's coroutine; store and configuration errors become clean CLI errors."""
+    try:
+        return asyncio.run(main())
+    except (ConfigError, CastoreError) as e:
+        raise click.ClickException(str(e)) from e
+
+
+async def with_store(addrs: ServiceAddrs, fn: Callable[[StoreServices], Awaitable[R]]) -> R:
+    """Open the services, run `fn`, close them."""
+    services = await addrs.open()
+    try:
+        return await fn(services)
+    finally:
+        await services.close()

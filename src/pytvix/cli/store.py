@@ -2,12 +2,26 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 import click
 
 from pytvix import __version__
-from pytvix.cli.common import global_options, not_yet_available, service_options, setup_logging
+from pytvix.castore.scrub import Describable, ScrubReport
+from pytvix.cli.common import (
+    ServiceAddrs,
+    global_options,
+    not_yet_available,
+    run_async,
+    service_options,
+    setup_logging,
+    with_store,
+)
+from pytvix.cli.progress import human_bytes, progress_display
+from pytvix.store.composition import StoreServices
+from pytvix.store.defaults import store_home
+from pytvix.store.verify import verify_store
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -64,6 +78,59 @@ def mount(**_: Any) -> None:
 def copy(**_: Any) -> None:
     """Copy the closure listed in a structured-attrs JSON file from /nix/store into the store."""
     not_yet_available("tvix-store copy")
+
+
+@cli.command()
+@service_options
+def info(**options: Any) -> None:
+    """Show where the store is, which backends it uses and how much it holds."""
+    addrs = ServiceAddrs.from_options(options)
+
+    async def main(services: StoreServices) -> None:
+        if addrs.uses_embedded:
+            click.echo(f"store home: {store_home()}")
+        if addrs.composition:
+            click.echo(f"composition: {addrs.composition}")
+        for label, service in (
+            ("blob service", services.blob),
+            ("directory service", services.directory),
+            ("path info service", services.path_info),
+        ):
+            click.echo(f"{label}: {type(service).__name__}")
+            if isinstance(service, Describable):
+                for key, value in (await service.describe()).items():
+                    shown = (
+                        human_bytes(value) if "bytes" in key and isinstance(value, int) else value
+                    )
+                    click.echo(f"  {key}: {shown}")
+
+    run_async(lambda: with_store(addrs, main))
+
+
+@cli.command()
+@service_options
+def verify(**options: Any) -> None:
+    """Re-hash every chunk, blob and directory and check every store path's closure.
+
+    Prints each problem found and exits with status 1 if there is any.
+    """
+    addrs = ServiceAddrs.from_options(options)
+
+    async def main(services: StoreServices) -> ScrubReport:
+        with progress_display("verifying") as progress:
+            return await verify_store(services, progress)
+
+    report = run_async(lambda: with_store(addrs, main))
+    for problem in report.problems:
+        click.echo(f"PROBLEM: {problem}")
+    for note in report.unsupported:
+        click.echo(f"skipped: {note}", err=True)
+    checked = ", ".join(f"{n} {what}" for what, n in sorted(report.checked.items()))
+    click.echo(f"checked: {checked or 'nothing'}")
+    if report.problems:
+        click.echo(f"{len(report.problems)} problem(s) found", err=True)
+        sys.exit(1)
+    click.echo("no problems found")
 
 
 def main() -> None:

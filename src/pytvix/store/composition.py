@@ -24,6 +24,7 @@ PATHINFO_SERVICES: ServiceKind[Any] = ServiceKind(
     "path info service",
     {
         "memory": "pytvix.store.pathinfoservice.memory:MemoryPathInfoServiceConfig",
+        "lmdb": "pytvix.store.pathinfoservice.lmdb:LmdbPathInfoServiceConfig",
     },
     unsupported={"redb": NO_REDB},
 )

@@ -1,0 +1,308 @@
+"""BlobService on object storage (`objectstore+<url>`), in upstream's layout (PROTOCOL.md §2.10).
+
+- `blobs/b3/<hex(digest[:2])>/<hex(digest)>`: a serialized StatBlobResponse listing the blob's
+  chunks; the list is empty when the blob is a single chunk.
+- `chunks/b3/<hex(digest[:2])>/<hex(digest)>`: zstd-compressed chunk bytes.
+
+Writes chunk the stream with FastCDC; each chunk is hashed, and compressed and stored only if
+it is not stored yet, on the worker pool. The blob index is written last, after all its chunks
+(and, with `fsync`, after a durability barrier), so no index ever points at missing chunks.
+Every chunk read is decompressed and verified against its digest before use.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections import deque
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+
+import blake3
+import zstandard
+
+from pytvix.castore.blobservice import (
+    BlobReader,
+    BlobService,
+    BlobWriter,
+    BytesBlobReader,
+    ChunkMeta,
+)
+from pytvix.castore.blobservice.chunked_reader import ChunkedBlobReader
+from pytvix.castore.blobservice.chunking import DEFAULT_AVG_CHUNK_SIZE, StreamChunker
+from pytvix.castore.blobservice.objectstore_layout import (
+    BLOBS_PREFIX,
+    CHUNKS_PREFIX,
+    blob_key,
+    chunk_key,
+    decode_index,
+    encode_index,
+)
+from pytvix.castore.blobservice.objectstore_scrub import BlobScrubber, count_objects
+from pytvix.castore.composition import Composition, ConfigError, ServiceConfig, ServiceUrl
+from pytvix.castore.digests import EMPTY_BLOB_DIGEST, B3Digest
+from pytvix.castore.errors import StorageError
+from pytvix.castore.objectstore import ObjectStore
+from pytvix.castore.scrub import Progress, ScrubReport
+from pytvix.castore.workers import run, submit
+
+ZSTD_LEVEL = 1
+# Chunks in flight per writer: bounds memory to about this many chunks plus the chunker buffer.
+MAX_INFLIGHT_CHUNKS = 16
+# Writer input is hashed and chunked in pieces of this size, off the event loop.
+WRITE_BATCH = 4 << 20
+
+_local = threading.local()
+
+
+def _compressor() -> zstandard.ZstdCompressor:
+    c: zstandard.ZstdCompressor | None = getattr(_local, "cctx", None)
+    if c is None:
+        c = _local.cctx = zstandard.ZstdCompressor(level=ZSTD_LEVEL)
+    return c
+
+
+def _decompress(data: memoryview) -> bytes:
+    """Decompress one zstd frame. Frames written by streaming encoders (as upstream's) carry
+    no content size; those take the slower streaming path."""
+    d: zstandard.ZstdDecompressor | None = getattr(_local, "dctx", None)
+    if d is None:
+        d = _local.dctx = zstandard.ZstdDecompressor()
+    if zstandard.frame_content_size(data) >= 0:
+        return d.decompress(data)
+    dobj = d.decompressobj()
+    out = dobj.decompress(data)
+    if not dobj.eof:
+        raise zstandard.ZstdError("truncated zstd frame")
+    return out
+
+
+class ObjectStoreBlobService(BlobService):
+    def __init__(
+        self, store: ObjectStore, avg_chunk_size: int = DEFAULT_AVG_CHUNK_SIZE, fsync: bool = False
+    ) -> None:
+        self.store = store
+        self.avg_chunk_size = avg_chunk_size
+        self.fsync = fsync
+        StreamChunker(avg_chunk_size)  # validate the size early
+
+    # --- reading ---------------------------------------------------------------------------
+
+    async def has(self, digest: B3Digest) -> bool:
+        if digest == EMPTY_BLOB_DIGEST:
+            return True
+        return await self.store.aexists(blob_key(digest)) or await self.store.aexists(
+            chunk_key(digest)
+        )
+
+    async def chunks(self, digest: B3Digest) -> list[ChunkMeta] | None:
+        if digest == EMPTY_BLOB_DIGEST:
+            return []
+        index = await self.store.aget(blob_key(digest))
+        if index is not None:
+            return decode_index(digest, index)
+        return [] if await self.store.aexists(chunk_key(digest)) else None
+
+    async def open_read(self, digest: B3Digest) -> BlobReader | None:
+        if digest == EMPTY_BLOB_DIGEST:
+            return BytesBlobReader(b"")
+        index = await self.store.aget(blob_key(digest))
+        chunks = decode_index(digest, index) if index is not None else []
+        if chunks:
+            return ChunkedBlobReader(chunks, self._fetch_chunk)
+        # a single-chunk blob, or a chunk read directly by its digest
+        data = await run(self.read_chunk, digest, None)
+        if data is None:
+            if index is not None:
+                raise StorageError(f"blob {digest} is indexed but its chunk is missing")
+            return None
+        return BytesBlobReader(data)
+
+    async def _fetch_chunk(self, chunk: ChunkMeta) -> bytes:
+        data = await run(self.read_chunk, chunk.digest, chunk.size)
+        if data is None:
+            raise StorageError(f"chunk {chunk.digest} is missing from {self.store.url}")
+        return data
+
+    def read_chunk(self, digest: B3Digest, expected_size: int | None) -> bytes | None:
+        """Fetch, decompress and verify one chunk (blocking; worker threads)."""
+        compressed = self.store.get(chunk_key(digest))
+        if compressed is None:
+            return None
+        try:
+            data = _decompress(memoryview(compressed))
+        except zstandard.ZstdError as e:
+            raise StorageError(f"chunk {digest} in {self.store.url} is corrupt: {e}") from e
+        if blake3.blake3(data).digest() != digest:
+            raise StorageError(f"chunk {digest} in {self.store.url} is corrupt: digest mismatch")
+        if expected_size is not None and len(data) != expected_size:
+            raise StorageError(
+                f"chunk {digest} has {len(data)} bytes, the blob index says {expected_size}"
+            )
+        return data
+
+    # --- writing ---------------------------------------------------------------------------
+
+    async def open_write(self) -> BlobWriter:
+        return _ObjectStoreBlobWriter(self)
+
+    def store_chunk(self, chunk: bytes) -> ChunkMeta:
+        """Hash one chunk and store it unless present (blocking; worker threads)."""
+        digest = B3Digest(blake3.blake3(chunk).digest())
+        key = chunk_key(digest)
+        if not self.store.exists(key):
+            self.store.put(key, _compressor().compress(chunk))
+        return ChunkMeta(digest, len(chunk))
+
+    # --- maintenance -----------------------------------------------------------------------
+
+    async def scrub(self, report: ScrubReport, progress: Progress) -> None:
+        """Re-hash every blob and chunk (Scrubbable)."""
+        await run(BlobScrubber(self.store, self.read_chunk, report, progress).run)
+
+    async def describe(self) -> dict[str, str | int]:
+        blobs, _ = await run(count_objects, self.store, BLOBS_PREFIX)
+        chunks, stored = await run(count_objects, self.store, CHUNKS_PREFIX)
+        return {"url": self.store.url, "blobs": blobs, "chunks": chunks, "stored bytes": stored}
+
+    def commit_index(self, digest: B3Digest, chunks: list[ChunkMeta]) -> None:
+        """Write the blob index after its chunks (blocking; worker threads)."""
+        key = blob_key(digest)
+        if self.store.exists(key):
+            return
+        if self.fsync:
+            self.store.sync()  # chunks reach the disk before the index points at them
+        self.store.put(key, encode_index(chunks if len(chunks) > 1 else []))
+        if self.fsync:
+            self.store.sync()
+
+
+@dataclass
+class _WriterState:
+    hasher: blake3.blake3 = field(default_factory=blake3.blake3)
+    pending: bytearray = field(default_factory=bytearray)
+    inflight: deque[Future[ChunkMeta]] = field(default_factory=deque)
+    chunks: list[ChunkMeta] = field(default_factory=list)
+
+
+class _ObjectStoreBlobWriter(BlobWriter):
+    def __init__(self, service: ObjectStoreBlobService) -> None:
+        self._service = service
+        self._chunker = StreamChunker(service.avg_chunk_size)
+        self._state = _WriterState()
+        self._digest: B3Digest | None = None
+        self._aborted = False
+
+    async def write(self, data: bytes | bytearray | memoryview) -> int:
+        if self._digest is not None or self._aborted:
+            raise ValueError("write on a closed blob writer")
+        self._state.pending += data
+        if len(self._state.pending) >= WRITE_BATCH:
+            await self._process(final=False)
+        return len(data)
+
+    async def _process(self, *, final: bool) -> None:
+        """Hash and chunk the pending bytes off the loop, then hand chunks to the pool,
+        waiting for the oldest when too many are in flight."""
+        state = self._state
+        data, state.pending = state.pending, bytearray()
+        chunks = await run(self._hash_and_cut, data, final)
+        for chunk in chunks:
+            while len(state.inflight) >= MAX_INFLIGHT_CHUNKS:
+                state.chunks.append(await asyncio.wrap_future(state.inflight.popleft()))
+            state.inflight.append(submit(self._service.store_chunk, chunk))
+
+    def _hash_and_cut(self, data: bytearray, final: bool) -> list[bytes]:
+        self._state.hasher.update(data)
+        chunks = self._chunker.feed(data)
+        if final:
+            chunks += self._chunker.finish()
+        return chunks
+
+    async def close(self) -> B3Digest:
+        if self._digest is not None:
+            return self._digest
+        if self._aborted:
+            raise ValueError("close on an aborted blob writer")
+        state = self._state
+        try:
+            await self._process(final=True)
+            while state.inflight:
+                state.chunks.append(await asyncio.wrap_future(state.inflight.popleft()))
+            digest = B3Digest(state.hasher.digest())
+            if digest != EMPTY_BLOB_DIGEST:
+                await run(self._service.commit_index, digest, state.chunks)
+        except BaseException:
+            await self.abort()
+            raise
+        self._digest = digest
+        return digest
+
+    async def abort(self) -> None:
+        """Drop buffered data; chunks already stored stay (unreferenced, harmless)."""
+        self._aborted = True
+        state = self._state
+        while state.inflight:
+            future = state.inflight.popleft()
+            future.cancel()
+        state.pending = bytearray()
+
+
+@dataclass(frozen=True)
+class ObjectStoreBlobServiceConfig(ServiceConfig[BlobService]):
+    """`objectstore+<object store URL>`, e.g. `objectstore+file:///srv/blobs`,
+    `objectstore+memory:///`, `objectstore+s3://bucket/prefix?aws_endpoint_url=...`.
+    Query pairs become object store options; `fsync=1` (local stores) makes every blob
+    durable on disk before close() returns."""
+
+    object_store_url: str
+    object_store_options: dict[str, str]
+    avg_chunk_size: int = DEFAULT_AVG_CHUNK_SIZE
+    fsync: bool = False
+
+    @classmethod
+    def from_url(cls, url: ServiceUrl) -> ObjectStoreBlobServiceConfig:
+        store_url, options = object_store_url(url)
+        avg = options.pop("avg_chunk_size", str(DEFAULT_AVG_CHUNK_SIZE))
+        fsync = options.pop("fsync", "false")
+        try:
+            avg_size = int(avg)
+        except ValueError:
+            raise ConfigError(f"{url.raw}: avg_chunk_size must be an integer") from None
+        return cls(store_url, options, avg_size, parse_bool(url, "fsync", fsync))
+
+    async def build(self, instance: str, composition: Composition) -> BlobService:
+        try:
+            return ObjectStoreBlobService(
+                ObjectStore(self.object_store_url, self.object_store_options),
+                self.avg_chunk_size,
+                self.fsync,
+            )
+        except ValueError as e:
+            raise ConfigError(f"blob service {instance!r}: {e}") from e
+
+
+def object_store_url(url: ServiceUrl) -> tuple[str, dict[str, str]]:
+    """`objectstore+s3://b/p?k=v` -> (`s3://b/p`, {k: v})."""
+    inner = url.inner_scheme
+    if not inner:
+        raise ConfigError(
+            f"{url.raw}: expected objectstore+<scheme>://..., e.g. objectstore+file:///path"
+        )
+    rest = url.raw.split("://", 1)[1] if "://" in url.raw else url.raw.split(":", 1)[1]
+    base = rest.split("?", 1)[0]
+    options: dict[str, str] = {}
+    for key, value in url.query:
+        if key in options:
+            raise ConfigError(f"{url.raw}: option {key!r} given more than once")
+        options[key] = value
+    return f"{inner}://{base}", options
+
+
+def parse_bool(url: ServiceUrl, key: str, value: str) -> bool:
+    lowered = value.lower()
+    if lowered in ("1", "true", "yes"):
+        return True
+    if lowered in ("0", "false", "no"):
+        return False
+    raise ConfigError(f"{url.raw}: {key} must be true or false, got {value!r}")

@@ -1,0 +1,134 @@
+"""DirectoryService on LMDB (`lmdb:///path`): table `directory`, key = 32-byte digest,
+value = canonical protobuf. Values are verified on read; a closure is written in one
+transaction after validation."""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from pytvix.castore.composition import Composition, ServiceConfig, ServiceUrl
+from pytvix.castore.digests import B3Digest
+from pytvix.castore.directory import Directory
+from pytvix.castore.directoryservice import ClosureStore, DirectoryService
+from pytvix.castore.directoryservice.codec import decode_verified
+from pytvix.castore.errors import StorageError
+from pytvix.castore.lmdb_env import LmdbEnv, lmdb_path_from_table, lmdb_path_from_url
+from pytvix.castore.path import PathComponent
+from pytvix.castore.scrub import Progress, ScrubReport
+from pytvix.castore.workers import run
+
+TABLE = b"directory"
+# get_recursive reads this many directories per read transaction, so a slow consumer never
+# pins an old snapshot (which would keep LMDB from reusing pages) for long.
+RECURSIVE_BATCH = 1024
+
+
+class LmdbDirectoryService(ClosureStore):
+    def __init__(self, env: LmdbEnv) -> None:
+        self.env = env
+        self._db = env.db(TABLE)
+        self._closed = False
+
+    async def get(self, digest: B3Digest) -> Directory | None:
+        data = self.env.read(lambda txn: txn.get(digest, db=self._db))
+        return None if data is None else decode_verified(digest, data)
+
+    async def persist_closure(self, closure: Sequence[Directory]) -> None:
+        rows = [(bytes(d.digest()), d.encode()) for d in closure]
+
+        def write(txn: Any) -> None:
+            for key, value in rows:
+                txn.put(key, value, db=self._db)
+
+        await run(self.env.write, write)
+
+    async def get_recursive(self, root: B3Digest) -> AsyncIterator[Directory]:
+        queue: deque[B3Digest] = deque([root])
+        queued = {root}
+        while queue:
+            batch = self.env.read(lambda txn: self._bfs_batch(txn, queue, queued, root))
+            for directory in batch:
+                yield directory
+
+    def _bfs_batch(
+        self, txn: Any, queue: deque[B3Digest], queued: set[B3Digest], root: B3Digest
+    ) -> list[Directory]:
+        out: list[Directory] = []
+        while queue and len(out) < RECURSIVE_BATCH:
+            digest = queue.popleft()
+            data = txn.get(digest, db=self._db)
+            if data is None:
+                if digest == root:
+                    return out
+                raise StorageError(f"directory {digest} does not exist (referenced below {root})")
+            directory = decode_verified(digest, data)
+            for _, node in directory.directories():
+                if node.digest not in queued:
+                    queued.add(node.digest)
+                    queue.append(node.digest)
+            out.append(directory)
+        return out
+
+    # --- maintenance -----------------------------------------------------------------------
+
+    async def scrub(self, report: ScrubReport, progress: Progress) -> None:
+        """Re-hash and re-validate every directory; check every child it references is
+        stored with the recorded size (Scrubbable)."""
+        await run(self.env.read, lambda txn: self._scrub(txn, report, progress))
+
+    def _scrub(self, txn: Any, report: ScrubReport, progress: Progress) -> None:
+        sizes: dict[bytes, int] = {}
+        references: list[tuple[B3Digest, PathComponent, B3Digest, int]] = []
+        for raw_key, value in txn.cursor(db=self._db):
+            try:
+                digest = B3Digest(raw_key)
+                directory = decode_verified(digest, value)
+            except (StorageError, ValueError) as e:
+                report.problem(f"directory {raw_key.hex()} in {self.env.path}: {e}")
+                continue
+            sizes[digest] = directory.size()
+            for name, node in directory.directories():
+                references.append((digest, name, node.digest, node.size))
+            report.ok("directories")
+            progress("directories", 1)
+        for parent, name, child, size in references:
+            if child not in sizes:
+                report.problem(f"directory {parent}: child {name!r} ({child}) is missing")
+            elif sizes[child] != size:
+                report.problem(
+                    f"directory {parent}: child {name!r} records size {size}, "
+                    f"the child has size {sizes[child]}"
+                )
+
+    async def describe(self) -> dict[str, str | int]:
+        return {
+            "url": f"lmdb://{self.env.path}",
+            "directories": self.env.stat(TABLE)["entries"],
+            "LMDB file bytes": self.env.file_size(),
+        }
+
+    async def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self.env.release()
+
+
+@dataclass(frozen=True)
+class LmdbDirectoryServiceConfig(ServiceConfig[DirectoryService]):
+    """`lmdb:///path` (or `lmdb://` for a temporary store); TOML: `is_temporary`, `path`."""
+
+    is_temporary: bool = False
+    path: str | None = None
+
+    @classmethod
+    def from_url(cls, url: ServiceUrl) -> LmdbDirectoryServiceConfig:
+        path = lmdb_path_from_url(url)
+        return cls(is_temporary=path is None, path=None if path is None else str(path))
+
+    async def build(self, instance: str, composition: Composition) -> DirectoryService:
+        return LmdbDirectoryService(
+            LmdbEnv.acquire(lmdb_path_from_table(self.is_temporary, self.path))
+        )

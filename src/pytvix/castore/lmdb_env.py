@@ -1,0 +1,178 @@
+"""Shared LMDB environments (`lmdb:///path`) for the directory and path info services.
+
+LMDB forbids opening one environment twice in a process, and the embedded store keeps both
+services in one environment (named databases `directory` and `pathinfo`), so environments are
+shared by path and reference-counted. Transactions are atomic and, with the default `sync`,
+durable when a write commits; several processes may use one environment at once (LMDB's lock
+file serializes writers).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import lmdb
+
+from pytvix.castore.composition import ConfigError, ServiceUrl
+from pytvix.castore.errors import StorageError
+
+T = TypeVar("T")
+
+MAP_SIZE = 1 << 40  # address space only; the file grows as needed
+MAX_READERS = 1024
+
+_lock = threading.Lock()
+_envs: dict[Path, LmdbEnv] = {}
+
+
+class LmdbEnv:
+    """One open environment, shared by every service using the same path."""
+
+    def __init__(self, path: Path, temporary: bool) -> None:
+        self.path = path
+        self.temporary = temporary
+        self._refs = 0
+        self._dbs: dict[bytes, Any] = {}
+        self.read_only = False
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+            self.env = self._open(path, temporary, read_only=False)
+        except (OSError, lmdb.Error) as e:
+            if not _is_read_only_error(e) or not (path / "data.mdb").exists():
+                raise StorageError(f"cannot open LMDB store at {path}: {_reason(e)}") from e
+            # A store on a read-only file system (or without write permission) can still be
+            # read: nothing can write to it, so LMDB's lock file is not needed.
+            try:
+                self.env = self._open(path, temporary, read_only=True)
+            except lmdb.Error as e2:
+                raise StorageError(f"cannot open LMDB store at {path}: {_reason(e2)}") from e2
+            self.read_only = True
+
+    @staticmethod
+    def _open(path: Path, temporary: bool, *, read_only: bool) -> Any:
+        env = lmdb.open(
+            str(path),
+            map_size=MAP_SIZE,
+            max_dbs=8,
+            max_readers=MAX_READERS,
+            subdir=True,
+            sync=not temporary,
+            metasync=not temporary,
+            readahead=False,
+            readonly=read_only,
+            lock=not read_only,
+        )
+        if not read_only:
+            env.reader_check()  # drop reader slots of processes that were killed
+        return env
+
+    @classmethod
+    def acquire(cls, path: Path | None) -> LmdbEnv:
+        """The shared environment at `path` (a fresh temporary one if None)."""
+        with _lock:
+            if path is None:
+                env = cls(Path(tempfile.mkdtemp(prefix="pytvix-lmdb-")), temporary=True)
+            else:
+                key = path.resolve()
+                env = _envs.get(key) or cls(key, temporary=False)
+                _envs[key] = env
+            env._refs += 1
+            return env
+
+    def release(self) -> None:
+        with _lock:
+            self._refs -= 1
+            if self._refs > 0:
+                return
+            _envs.pop(self.path, None)
+            self.env.close()
+            if self.temporary:
+                shutil.rmtree(self.path, ignore_errors=True)
+
+    def db(self, name: bytes) -> Any:
+        handle = self._dbs.get(name)
+        if handle is None:
+            with _lock:
+                handle = self._dbs.get(name)
+                if handle is None:
+                    try:
+                        handle = self._dbs[name] = self.env.open_db(name, create=not self.read_only)
+                    except lmdb.Error as e:
+                        raise StorageError(
+                            f"cannot open table {name.decode()} in {self.path}: {_reason(e)}"
+                        ) from e
+        return handle
+
+    def read(self, fn: Callable[[Any], T]) -> T:
+        """Run `fn(txn)` in a read transaction."""
+        try:
+            with self.env.begin(buffers=False) as txn:
+                return fn(txn)
+        except lmdb.Error as e:
+            raise StorageError(f"LMDB read from {self.path} failed: {e}") from e
+
+    def write(self, fn: Callable[[Any], T]) -> T:
+        """Run `fn(txn)` in a write transaction committed atomically (blocking: call it from
+        a worker thread). On error nothing is written."""
+        try:
+            with self.env.begin(write=True) as txn:
+                return fn(txn)
+        except lmdb.MapFullError as e:
+            raise StorageError(f"LMDB store {self.path} is full: {e}") from e
+        except lmdb.Error as e:
+            if self.read_only:
+                raise StorageError(f"LMDB store {self.path} is read-only") from e
+            raise StorageError(f"LMDB write to {self.path} failed: {_reason(e)}") from e
+
+    def stat(self, name: bytes) -> dict[str, int]:
+        with self.env.begin() as txn:
+            return {k: int(v) for k, v in txn.stat(self.db(name)).items()}
+
+    def file_size(self) -> int:
+        try:
+            return os.path.getsize(self.path / "data.mdb")
+        except OSError:
+            return 0
+
+
+def _is_read_only_error(e: BaseException) -> bool:
+    text = str(e)
+    return (
+        "Read-only file system" in text
+        or "Permission denied" in text
+        or isinstance(e, lmdb.ReadonlyError)
+    )
+
+
+def _reason(e: BaseException) -> str:
+    """The OS reason without the repeated path py-lmdb puts in front of it."""
+    text = str(e)
+    return text.rsplit(": ", 1)[-1] if ": " in text else text
+
+
+def lmdb_path_from_url(url: ServiceUrl) -> Path | None:
+    """`lmdb:///abs/path` -> the path; `lmdb://` -> None (temporary)."""
+    if url.netloc:
+        raise ConfigError(f"{url.raw}: lmdb URLs take no host (use lmdb:///absolute/path)")
+    url.reject_query()
+    if not url.path:
+        return None
+    if url.path == "/":
+        raise ConfigError(f"{url.raw}: refusing to use / as the LMDB store directory")
+    return Path(url.path)
+
+
+def lmdb_path_from_table(is_temporary: bool, path: str | None) -> Path | None:
+    if is_temporary:
+        if path is not None:
+            raise ConfigError("path must not be set when is_temporary = true")
+        return None
+    if not path:
+        raise ConfigError("path is required unless is_temporary = true")
+    return Path(path)

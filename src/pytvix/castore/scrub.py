@@ -1,0 +1,42 @@
+"""Scrubbing: re-reading and re-verifying everything a backend stores.
+
+Backends that can enumerate their contents implement `Scrubbable.scrub`, which re-hashes each
+object and records problems (corrupt, missing, dangling) in a `ScrubReport` instead of raising.
+Backends that describe themselves for `tvix-store info` implement `Describable`.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
+
+Progress = Callable[[str, int], None]  # (what, bytes or items advanced)
+
+
+@dataclass
+class ScrubReport:
+    checked: Counter[str] = field(default_factory=Counter)
+    problems: list[str] = field(default_factory=list)
+    unsupported: list[str] = field(default_factory=list)
+
+    def ok(self, kind: str, n: int = 1) -> None:
+        self.checked[kind] += n
+
+    def problem(self, message: str) -> None:
+        self.problems.append(message)
+
+
+@runtime_checkable
+class Scrubbable(Protocol):
+    async def scrub(self, report: ScrubReport, progress: Progress) -> None: ...
+
+
+@runtime_checkable
+class Describable(Protocol):
+    async def describe(self) -> dict[str, str | int]: ...
+
+
+def no_progress(what: str, n: int) -> None:
+    """A Progress callback that ignores progress."""

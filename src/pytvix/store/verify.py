@@ -1,0 +1,81 @@
+"""`tvix-store verify`: scrub every backend and check that every PathInfo's closure is
+complete (its directories all present and valid, every file's blob present)."""
+
+from __future__ import annotations
+
+from pytvix.castore.blobservice import BlobService
+from pytvix.castore.digests import B3Digest
+from pytvix.castore.directoryservice import DirectoryService
+from pytvix.castore.directoryservice.graph import ClosureError, RootToLeavesValidator
+from pytvix.castore.errors import CastoreError
+from pytvix.castore.nodes import DirectoryNode, FileNode
+from pytvix.castore.scrub import Progress, Scrubbable, ScrubReport
+from pytvix.store.composition import StoreServices
+from pytvix.store.path_info import PathInfo
+
+
+async def verify_store(services: StoreServices, progress: Progress) -> ScrubReport:
+    report = ScrubReport()
+    for label, service in (
+        ("blob service", services.blob),
+        ("directory service", services.directory),
+        ("path info service", services.path_info),
+    ):
+        if isinstance(service, Scrubbable):
+            await service.scrub(report, progress)
+        else:
+            report.unsupported.append(f"{label} ({type(service).__name__}) cannot be scrubbed")
+    checker = ClosureChecker(services.blob, services.directory, report)
+    try:
+        async for info in services.path_info.list():
+            await checker.check(info)
+            progress("path infos checked", 1)
+    except CastoreError as e:
+        report.problem(f"listing path infos failed: {e}")
+    return report
+
+
+class ClosureChecker:
+    """Checks PathInfo closures, remembering what was already found complete."""
+
+    def __init__(self, blobs: BlobService, dirs: DirectoryService, report: ScrubReport) -> None:
+        self.blobs = blobs
+        self.dirs = dirs
+        self.report = report
+        self.complete_dirs: set[B3Digest] = set()
+        self.present_blobs: set[B3Digest] = set()
+
+    async def check(self, info: PathInfo) -> None:
+        where = info.store_path.to_absolute_path()
+        try:
+            node = info.node
+            if isinstance(node, FileNode):
+                await self._blob(where, node)
+            elif isinstance(node, DirectoryNode):
+                await self._closure(where, node.digest)
+        except (CastoreError, ClosureError) as e:
+            self.report.problem(f"{where}: {e}")
+            return
+        self.report.ok("closures")
+
+    async def _blob(self, where: str, node: FileNode) -> None:
+        if node.digest in self.present_blobs:
+            return
+        if not await self.blobs.has(node.digest):
+            raise ClosureError(f"blob {node.digest} ({node.size} bytes) is missing")
+        self.present_blobs.add(node.digest)
+
+    async def _closure(self, where: str, root: B3Digest) -> None:
+        if root in self.complete_dirs:
+            return
+        validator = RootToLeavesValidator(root)
+        seen = []
+        async for directory in self.dirs.get_recursive(root):
+            validator.add(directory)
+            seen.append(directory.digest())
+            for _, file in directory.files():
+                await self._blob(where, file)
+        if not seen:
+            raise ClosureError(f"root directory {root} is missing")
+        validator.finalize()
+        self.complete_dirs.update(seen)

@@ -1,0 +1,228 @@
+"""Object store blob layout specifics: keys, verification, partial fetches, no rewrites."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import os
+from pathlib import Path
+
+import blake3
+import pytest
+import zstandard
+
+from pytvix.castore.blobservice import ChunkMeta, put_blob, read_blob
+from pytvix.castore.blobservice.objectstore import ObjectStoreBlobService
+from pytvix.castore.blobservice.objectstore_layout import (
+    blob_key,
+    chunk_key,
+    decode_index,
+    digest_from_key,
+)
+from pytvix.castore.composition import BLOB_SERVICES, ConfigError, from_addr
+from pytvix.castore.digests import B3Digest
+from pytvix.castore.errors import StorageError
+from pytvix.castore.objectstore import ObjectStore
+from pytvix.castore.scrub import ScrubReport, no_progress
+
+
+class CountingStore(ObjectStore):
+    """An ObjectStore that counts operations by kind."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__(url)
+        self.gets: list[str] = []
+        self.puts: list[str] = []
+
+    def get(self, key: str):  # type: ignore[no-untyped-def]
+        self.gets.append(key)
+        return super().get(key)
+
+    async def aget(self, key: str):  # type: ignore[no-untyped-def]
+        self.gets.append(key)
+        return await super().aget(key)
+
+    def put(self, key: str, data):  # type: ignore[no-untyped-def]
+        self.puts.append(key)
+        super().put(key, data)
+
+    async def aput(self, key: str, data):  # type: ignore[no-untyped-def]
+        self.puts.append(key)
+        await super().aput(key, data)
+
+
+@pytest.fixture
+def data() -> bytes:
+    return os.urandom(3 << 20)
+
+
+async def test_layout_matches_upstream(tmp_path: Path, data: bytes) -> None:
+    service = await from_addr(BLOB_SERVICES, f"objectstore+file://{tmp_path}")
+    digest = await put_blob(service, data)
+    index_file = tmp_path / "blobs" / "b3" / digest[:2].hex() / digest.hex()
+    assert index_file.is_file()
+    chunks = decode_index(digest, index_file.read_bytes())
+    assert len(chunks) > 1
+    assert sum(c.size for c in chunks) == len(data)
+    # every chunk is a zstd frame of exactly its bytes
+    offset = 0
+    for chunk in chunks:
+        path = tmp_path / "chunks" / "b3" / chunk.digest[:2].hex() / chunk.digest.hex()
+        raw = zstandard.ZstdDecompressor().decompress(path.read_bytes())
+        assert raw == data[offset : offset + chunk.size]
+        assert blake3.blake3(raw).digest() == chunk.digest
+        offset += chunk.size
+    # chunk sizes follow min = avg/2, max = 2*avg (the last one may be shorter)
+    assert all(128 << 10 <= c.size <= 512 << 10 for c in chunks[:-1])
+    assert await service.chunks(digest) == chunks
+
+
+async def test_single_chunk_blob_has_empty_chunk_list(tmp_path: Path) -> None:
+    service = await from_addr(BLOB_SERVICES, f"objectstore+file://{tmp_path}")
+    digest = await put_blob(service, b"small blob")
+    assert await service.chunks(digest) == []
+    assert (tmp_path / chunk_key(digest)).is_file()
+    assert decode_index(digest, (tmp_path / blob_key(digest)).read_bytes()) == []
+
+
+async def test_corrupt_chunk_is_an_error_never_data(tmp_path: Path, data: bytes) -> None:
+    service = await from_addr(BLOB_SERVICES, f"objectstore+file://{tmp_path}")
+    digest = await put_blob(service, data)
+    chunks = await service.chunks(digest)
+    assert chunks
+    victim = tmp_path / chunk_key(chunks[1].digest)
+    # same length, different contents: a valid zstd frame of other bytes
+    other = bytearray(data[chunks[0].size : chunks[0].size + chunks[1].size])
+    other[100] ^= 0xFF
+    victim.write_bytes(zstandard.ZstdCompressor().compress(bytes(other)))
+    reader = await service.open_read(digest)
+    assert reader is not None
+    assert await reader.read(chunks[0].size) == data[: chunks[0].size]
+    with pytest.raises(StorageError, match="corrupt"):
+        await reader.read(10)
+    # garbage that is not even zstd
+    victim.write_bytes(b"not zstd at all")
+    with pytest.raises(StorageError, match="corrupt"):
+        await read_blob(service, digest)
+    # a single-chunk blob is verified too
+    small = await put_blob(service, b"x" * 1000)
+    (tmp_path / chunk_key(small)).write_bytes(zstandard.ZstdCompressor().compress(b"y" * 1000))
+    with pytest.raises(StorageError, match="corrupt"):
+        await service.open_read(small)
+
+
+async def test_seek_fetches_only_needed_chunks(tmp_path: Path, data: bytes) -> None:
+    store = CountingStore(f"file://{tmp_path}")
+    service = ObjectStoreBlobService(store)
+    digest = await put_blob(service, data)
+    chunks = await service.chunks(digest)
+    assert chunks is not None
+    assert len(chunks) >= 6
+    store.gets.clear()
+    reader = await service.open_read(digest)
+    assert reader is not None
+    target = len(chunks) // 2
+    offset = sum(c.size for c in chunks[:target]) + 7
+    await reader.seek(offset)
+    assert await reader.read(5) == data[offset : offset + 5]
+    await reader.close()
+    fetched = [k for k in store.gets if k.startswith("chunks/")]
+    assert chunk_key(chunks[target].digest) in fetched
+    # the chunks before the target are never fetched
+    assert not {chunk_key(c.digest) for c in chunks[:target]} & set(fetched)
+
+
+async def test_rewriting_existing_blob_writes_nothing(tmp_path: Path, data: bytes) -> None:
+    store = CountingStore(f"file://{tmp_path}")
+    service = ObjectStoreBlobService(store)
+    digest = await put_blob(service, data)
+    assert store.puts
+    store.puts.clear()
+    assert await put_blob(service, data) == digest
+    assert store.puts == []
+
+
+async def test_missing_chunk_after_index_is_storage_error(tmp_path: Path, data: bytes) -> None:
+    service = await from_addr(BLOB_SERVICES, f"objectstore+file://{tmp_path}")
+    digest = await put_blob(service, data)
+    chunks = await service.chunks(digest)
+    assert chunks
+    (tmp_path / chunk_key(chunks[-1].digest)).unlink()
+    with pytest.raises(StorageError, match="missing"):
+        await read_blob(service, digest)
+    # rewriting the blob repairs it: missing chunks are stored again
+    assert await put_blob(service, data) == digest
+    assert await read_blob(service, digest) == data
+
+
+async def test_reads_streaming_zstd_frames_without_content_size(tmp_path: Path) -> None:
+    """Upstream writes chunks with a streaming encoder (no content size in the header)."""
+    service = await from_addr(BLOB_SERVICES, f"objectstore+file://{tmp_path}")
+    payload = b"written by tvix " * 1000
+    digest = B3Digest.of(payload)
+    buf = io.BytesIO()
+    with zstandard.ZstdCompressor().stream_writer(buf, closefd=False) as w:
+        w.write(payload)
+    path = tmp_path / chunk_key(digest)
+    path.parent.mkdir(parents=True)
+    path.write_bytes(buf.getvalue())
+    assert zstandard.frame_content_size(buf.getvalue()) == -1
+    assert await read_blob(service, digest) == payload
+    assert await service.has(digest)
+
+
+async def test_concurrent_readers_of_one_blob(tmp_path: Path, data: bytes) -> None:
+    service = await from_addr(BLOB_SERVICES, f"objectstore+file://{tmp_path}")
+    digest = await put_blob(service, data)
+    results = await asyncio.gather(*[read_blob(service, digest) for _ in range(8)])
+    assert all(r == data for r in results)
+
+
+async def test_scrub_finds_corruption_and_missing_chunks(tmp_path: Path, data: bytes) -> None:
+    service = await from_addr(BLOB_SERVICES, f"objectstore+file://{tmp_path}")
+    assert isinstance(service, ObjectStoreBlobService)
+    digest = await put_blob(service, data)
+    small = await put_blob(service, b"tiny")
+    report = ScrubReport()
+    await service.scrub(report, no_progress)
+    assert report.problems == []
+    chunks = await service.chunks(digest)
+    assert report.checked["blobs"] == 2
+    assert chunks is not None
+    assert report.checked["chunks"] == len(chunks) + 1
+    # a stray staging file of an interrupted write is not a problem
+    (tmp_path / "chunks" / "b3" / "stray#1").write_bytes(b"partial")
+    (tmp_path / chunk_key(chunks[0].digest)).unlink()
+    (tmp_path / chunk_key(small)).write_bytes(zstandard.ZstdCompressor().compress(b"evil"))
+    report = ScrubReport()
+    await service.scrub(report, no_progress)
+    text = "\n".join(report.problems)
+    assert f"chunk {chunks[0].digest} is missing" in text
+    assert f"chunk {small} in" in text
+    assert len(report.problems) >= 3
+
+
+def test_digest_from_key() -> None:
+    d = B3Digest.of(b"x")
+    assert digest_from_key(chunk_key(d), "chunks/b3/") == d
+    assert digest_from_key(chunk_key(d) + "#1", "chunks/b3/") is None
+    assert digest_from_key(f"chunks/b3/0000/{d.hex()}", "chunks/b3/") is None
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "objectstore+file://{tmp}?avg_chunk_size=abc",
+        "objectstore+file://{tmp}?avg_chunk_size=10",
+        "objectstore+file://{tmp}?fsync=maybe",
+        "objectstore://nothing",
+    ],
+)
+async def test_bad_urls(url: str, tmp_path: Path) -> None:
+    with pytest.raises(ConfigError):
+        await from_addr(BLOB_SERVICES, url.format(tmp=tmp_path))
+
+
+def test_chunk_meta_equality() -> None:
+    d = B3Digest.of(b"a")
+    assert ChunkMeta(d, 1) == ChunkMeta(d, 1)
