@@ -21,7 +21,7 @@ class B3Digest(bytes):
     def __new__(cls, value: bytes | bytearray | memoryview) -> B3Digest:
         if len(value) != B3_LEN:
             raise InvalidDigestLen(len(value))
-        return super().__new__(cls, value)
+        return bytes.__new__(cls, value)
 
     @classmethod
     def of(cls, data: bytes | bytearray | memoryview) -> B3Digest:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import bisect
+from operator import itemgetter
 from collections.abc import Iterable, Iterator
 
 import blake3
@@ -43,12 +44,24 @@ class Directory:
     _digest: B3Digest | None
 
     def __init__(self, entries: Iterable[tuple[bytes, Node]] = ()) -> None:
-        items = sorted(((PathComponent(n), node) for n, node in entries), key=_entry_name)
-        for i in range(1, len(items)):
-            if items[i][0] == items[i - 1][0]:
-                raise DuplicateName(bytes(items[i][0]))
+        self._set(sorted(((PathComponent(n), node) for n, node in entries), key=_entry_name))
+
+    @classmethod
+    def from_named(cls, entries: list[tuple[PathComponent, Node]]) -> Directory:
+        """Build from entries whose names are already PathComponents (in any order); still
+        checks uniqueness and size. The fast path used when decoding received directories."""
+        directory = cls.__new__(cls)
+        entries.sort(key=_entry_name)
+        directory._set(entries)
+        return directory
+
+    def _set(self, items: list[tuple[PathComponent, Node]]) -> None:
+        names = [n for n, _ in items]
+        for i in range(1, len(names)):
+            if names[i] == names[i - 1]:
+                raise DuplicateName(bytes(names[i]))
         self._entries = tuple(items)
-        self._names = [n for n, _ in items]
+        self._names = names  # type: ignore[assignment]
         self._size = tvix_size(items)
         self._encoded = None
         self._digest = None
@@ -125,5 +138,4 @@ class Directory:
         return f"Directory({self.digest()}, {len(self._entries)} entries)"
 
 
-def _entry_name(entry: tuple[PathComponent, Node]) -> bytes:
-    return entry[0]
+_entry_name = itemgetter(0)

@@ -12,11 +12,6 @@ U64_MAX = (1 << 64) - 1
 MAX_TARGET_LEN = 4095
 
 
-def _check_size(size: int) -> None:
-    if not 0 <= size <= U64_MAX:
-        raise InvalidNodeSize(size)
-
-
 @dataclass(frozen=True, slots=True)
 class DirectoryNode:
     """Points to a Directory by digest. `size` is the tvix size of that directory
@@ -28,7 +23,8 @@ class DirectoryNode:
     def __post_init__(self) -> None:
         if type(self.digest) is not B3Digest:
             object.__setattr__(self, "digest", B3Digest(self.digest))
-        _check_size(self.size)
+        if not 0 <= self.size <= U64_MAX:
+            raise InvalidNodeSize(self.size)
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,7 +38,8 @@ class FileNode:
     def __post_init__(self) -> None:
         if type(self.digest) is not B3Digest:
             object.__setattr__(self, "digest", B3Digest(self.digest))
-        _check_size(self.size)
+        if not 0 <= self.size <= U64_MAX:
+            raise InvalidNodeSize(self.size)
 
 
 def symlink_target_problem(target: bytes) -> str | None:

@@ -36,10 +36,16 @@ class PathComponent(bytes):
     def __new__(cls, value: bytes) -> PathComponent:
         if type(value) is cls:
             return value
-        problem = name_problem(value)
-        if problem is not None:
-            raise InvalidName(bytes(value), problem)
-        return super().__new__(cls, value)
+        # fast path for the common case; name_problem() explains the rejections
+        if not (
+            0 < len(value) <= MAX_NAME_LEN
+            and b"/" not in value
+            and b"\0" not in value
+            and value != b"."
+            and value != b".."
+        ):
+            raise InvalidName(bytes(value), name_problem(value) or "invalid")
+        return bytes.__new__(cls, value)
 
 
 def split_path(path: bytes | str) -> Iterator[PathComponent]:

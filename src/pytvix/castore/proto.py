@@ -67,24 +67,28 @@ def _inner_to_node(
     return SymlinkNode(inner.target)
 
 
-def _convert_named(inner: pb.DirectoryNode | pb.FileNode | pb.SymlinkNode) -> tuple[bytes, Node]:
-    try:
-        node = _inner_to_node(inner)
-    except ValidateNodeError as e:
-        raise InvalidNode(inner.name, e) from e
-    return PathComponent(inner.name), node
-
-
 def directory_from_proto(msg: pb.Directory) -> Directory:
     """Validate a received Directory: per-list sorting, then each node (digest length,
     symlink target, name), then uniqueness across lists and size overflow."""
     _check_sorted(msg.directories)
     _check_sorted(msg.files)
     _check_sorted(msg.symlinks)
-    entries = [_convert_named(d) for d in msg.directories]
-    entries += [_convert_named(f) for f in msg.files]
-    entries += [_convert_named(s) for s in msg.symlinks]
-    return Directory(entries)
+    entries: list[tuple[PathComponent, Node]] = []
+    append = entries.append
+    inner: pb.DirectoryNode | pb.FileNode | pb.SymlinkNode
+    try:
+        for inner in msg.directories:
+            node: Node = DirectoryNode(B3Digest(inner.digest), inner.size)
+            append((PathComponent(inner.name), node))
+        for inner in msg.files:
+            node = FileNode(B3Digest(inner.digest), inner.size, inner.executable)
+            append((PathComponent(inner.name), node))
+        for inner in msg.symlinks:
+            node = SymlinkNode(inner.target)
+            append((PathComponent(inner.name), node))
+    except ValidateNodeError as e:
+        raise InvalidNode(inner.name, e) from e
+    return Directory.from_named(entries)
 
 
 def decode_directory(data: bytes) -> Directory:
