@@ -127,7 +127,13 @@ class BytesBlobReader(BlobReader):
 
 
 class BlobWriter(ABC):
-    """Accepts the bytes of one blob. Nothing is visible until `close()` succeeds."""
+    """Accepts the bytes of one blob. Nothing is visible until `close()` succeeds.
+
+    After close, `new_bytes` tells how many of the bytes were not stored before (the rest was
+    deduplicated), or is None if the backend cannot tell.
+    """
+
+    new_bytes: int | None = None
 
     @abstractmethod
     async def write(self, data: bytes | bytearray | memoryview) -> int:

@@ -29,6 +29,10 @@ class StreamChunker:
         self.max_size = avg_size * 2
         self._buf = bytearray()
 
+    def is_single_chunk(self, total: int) -> bool:
+        """Whether a stream of `total` bytes (nothing fed yet) is always exactly one chunk."""
+        return not self._buf and total <= self.min_size
+
     def feed(self, data: bytes | bytearray | memoryview) -> list[bytes]:
         self._buf += data
         if len(self._buf) < 2 * self.max_size:

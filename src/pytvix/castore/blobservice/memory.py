@@ -43,6 +43,7 @@ class _MemoryBlobWriter(BlobWriter):
     async def close(self) -> B3Digest:
         if self._digest is None:
             self._digest = B3Digest(self._hasher.digest())
+            self.new_bytes = 0 if self._digest in self._blobs else len(self._buf)
             self._blobs.setdefault(self._digest, bytes(self._buf))
             self._buf = bytearray()
         return self._digest

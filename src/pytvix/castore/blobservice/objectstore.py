@@ -146,13 +146,23 @@ class ObjectStoreBlobService(BlobService):
     async def open_write(self) -> BlobWriter:
         return _ObjectStoreBlobWriter(self)
 
-    def store_chunk(self, chunk: bytes) -> ChunkMeta:
-        """Hash one chunk and store it unless present (blocking; worker threads)."""
+    def store_chunk(self, chunk: bytes) -> tuple[ChunkMeta, bool]:
+        """Hash one chunk and store it unless present; returns it and whether it was new
+        (blocking; worker threads)."""
         digest = B3Digest(blake3.blake3(chunk).digest())
         key = chunk_key(digest)
-        if not self.store.exists(key):
+        new = not self.store.exists(key)
+        if new:
             self.store.put(key, _compressor().compress(chunk))
-        return ChunkMeta(digest, len(chunk))
+        return ChunkMeta(digest, len(chunk)), new
+
+    def store_single_chunk_blob(self, data: bytes) -> tuple[B3Digest, bool]:
+        """Store a blob small enough to be one chunk, in one worker job: hash, chunk, index.
+        Returns the digest and whether its bytes were new (blocking; worker threads)."""
+        meta, new = self.store_chunk(data)
+        if meta.digest != EMPTY_BLOB_DIGEST:
+            self.commit_index(meta.digest, [])
+        return meta.digest, new
 
     # --- maintenance -----------------------------------------------------------------------
 
@@ -181,8 +191,15 @@ class ObjectStoreBlobService(BlobService):
 class _WriterState:
     hasher: blake3.blake3 = field(default_factory=blake3.blake3)
     pending: bytearray = field(default_factory=bytearray)
-    inflight: deque[Future[ChunkMeta]] = field(default_factory=deque)
+    inflight: deque[Future[tuple[ChunkMeta, bool]]] = field(default_factory=deque)
     chunks: list[ChunkMeta] = field(default_factory=list)
+    new_bytes: int = 0
+
+    async def collect_oldest(self) -> None:
+        chunk, new = await asyncio.wrap_future(self.inflight.popleft())
+        self.chunks.append(chunk)
+        if new:
+            self.new_bytes += chunk.size
 
 
 class _ObjectStoreBlobWriter(BlobWriter):
@@ -209,7 +226,7 @@ class _ObjectStoreBlobWriter(BlobWriter):
         chunks = await run(self._hash_and_cut, data, final)
         for chunk in chunks:
             while len(state.inflight) >= MAX_INFLIGHT_CHUNKS:
-                state.chunks.append(await asyncio.wrap_future(state.inflight.popleft()))
+                await state.collect_oldest()
             state.inflight.append(submit(self._service.store_chunk, chunk))
 
     def _hash_and_cut(self, data: bytearray, final: bool) -> list[bytes]:
@@ -226,15 +243,25 @@ class _ObjectStoreBlobWriter(BlobWriter):
             raise ValueError("close on an aborted blob writer")
         state = self._state
         try:
-            await self._process(final=True)
-            while state.inflight:
-                state.chunks.append(await asyncio.wrap_future(state.inflight.popleft()))
-            digest = B3Digest(state.hasher.digest())
-            if digest != EMPTY_BLOB_DIGEST:
-                await run(self._service.commit_index, digest, state.chunks)
+            if not state.chunks and not state.inflight and self._chunker.is_single_chunk(
+                len(state.pending)
+            ):
+                # small blob: one worker job instead of hash, chunk and index hops
+                digest, new = await run(
+                    self._service.store_single_chunk_blob, bytes(state.pending)
+                )
+                state.new_bytes = len(state.pending) if new else 0
+            else:
+                await self._process(final=True)
+                while state.inflight:
+                    await state.collect_oldest()
+                digest = B3Digest(state.hasher.digest())
+                if digest != EMPTY_BLOB_DIGEST:
+                    await run(self._service.commit_index, digest, state.chunks)
         except BaseException:
             await self.abort()
             raise
+        self.new_bytes = state.new_bytes
         self._digest = digest
         return digest
 

@@ -1,0 +1,1 @@
+"""Importing file trees into castore (free functions over the services)."""
