@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import bisect
-from operator import itemgetter
 from collections.abc import Iterable, Iterator
+from operator import itemgetter
 
 import blake3
 

@@ -45,9 +45,9 @@ class FileNode:
 def symlink_target_problem(target: bytes) -> str | None:
     """Why `target` is not a valid symlink target, or None."""
     if not target:
-        return "empty"
+        return "is empty"
     if len(target) > MAX_TARGET_LEN:
-        return f"longer than {MAX_TARGET_LEN} bytes"
+        return f"is {len(target)} bytes long (at most {MAX_TARGET_LEN} allowed)"
     if b"\0" in target:
         return "contains a NUL byte"
     return None

@@ -13,13 +13,13 @@ def name_problem(name: bytes) -> str | None:
     """Why `name` is not a valid entry name, or None. Checked in upstream's order:
     empty, `..`, `.`, too long, NUL, slash."""
     if not name:
-        return "empty"
+        return "is empty"
     if name == b"..":
         return "is '..'"
     if name == b".":
         return "is '.'"
     if len(name) > MAX_NAME_LEN:
-        return f"longer than {MAX_NAME_LEN} bytes"
+        return f"is {len(name)} bytes long (at most {MAX_NAME_LEN} allowed)"
     if b"\0" in name:
         return "contains a NUL byte"
     if b"/" in name:
@@ -40,9 +40,8 @@ class PathComponent(bytes):
         if not (
             0 < len(value) <= MAX_NAME_LEN
             and b"/" not in value
-            and b"\0" not in value
-            and value != b"."
-            and value != b".."
+            and b"\x00" not in value
+            and value not in {b".", b".."}
         ):
             raise InvalidName(bytes(value), name_problem(value) or "invalid")
         return bytes.__new__(cls, value)

@@ -243,13 +243,13 @@ class _ObjectStoreBlobWriter(BlobWriter):
             raise ValueError("close on an aborted blob writer")
         state = self._state
         try:
-            if not state.chunks and not state.inflight and self._chunker.is_single_chunk(
-                len(state.pending)
+            if (
+                not state.chunks
+                and not state.inflight
+                and self._chunker.is_single_chunk(len(state.pending))
             ):
                 # small blob: one worker job instead of hash, chunk and index hops
-                digest, new = await run(
-                    self._service.store_single_chunk_blob, bytes(state.pending)
-                )
+                digest, new = await run(self._service.store_single_chunk_blob, bytes(state.pending))
                 state.new_bytes = len(state.pending) if new else 0
             else:
                 await self._process(final=True)

@@ -20,7 +20,7 @@ from typing import Protocol
 from pytvix.castore.blobservice import BlobService
 from pytvix.castore.directory import Directory
 from pytvix.castore.directoryservice import DirectoryPutter, DirectoryService
-from pytvix.castore.ingest.walk import DirEnd, DirStart, Event, File, IngestError, Symlink, walk
+from pytvix.castore.ingest.walk import DirStart, Event, File, IngestError, Symlink, walk
 from pytvix.castore.nodes import FileNode, Node, SymlinkNode
 from pytvix.castore.scrub import Progress, no_progress
 from pytvix.castore.workers import run

@@ -9,11 +9,29 @@ from __future__ import annotations
 
 import struct
 
-MAX_NAME_LEN = 255
-"""Longest valid directory entry name, in bytes."""
+from pytvix.castore.nodes import MAX_TARGET_LEN, symlink_target_problem
+from pytvix.castore.path import MAX_NAME_LEN
+from pytvix.castore.path import name_problem as castore_name_problem
 
-MAX_TARGET_LEN = 4095
-"""Longest valid symlink target, in bytes."""
+__all__ = [
+    "MAX_NAME_LEN",
+    "MAX_TARGET_LEN",
+    "TOK_DIR",
+    "TOK_ENT",
+    "TOK_EXE",
+    "TOK_NAR",
+    "TOK_NOD",
+    "TOK_PAR",
+    "TOK_REG",
+    "TOK_SYM",
+    "U64",
+    "ZERO_PADDING",
+    "encode_string",
+    "name_problem",
+    "nar_string_len",
+    "pad_len",
+    "target_problem",
+]
 
 U64 = struct.Struct("<Q")
 """Packs and unpacks NAR integers (u64, little endian)."""
@@ -60,26 +78,12 @@ TOK_PAR = _block(b")")
 
 
 def name_problem(name: bytes) -> str | None:
-    """Why `name` is not a valid directory entry name, or None if it is valid."""
-    if not name:
-        return "entry name is empty"
-    if len(name) > MAX_NAME_LEN:
-        return f"entry name is {len(name)} bytes long (at most {MAX_NAME_LEN} allowed)"
-    if b"\0" in name:
-        return "entry name contains a NUL byte"
-    if b"/" in name:
-        return "entry name contains '/'"
-    if name in (b".", b".."):
-        return f"entry name is {name.decode()!r}"
-    return None
+    """Why `name` is not a valid directory entry name, or None (the castore rules)."""
+    problem = castore_name_problem(name)
+    return None if problem is None else f"entry name {problem}"
 
 
 def target_problem(target: bytes) -> str | None:
-    """Why `target` is not a valid symlink target, or None if it is valid."""
-    if not target:
-        return "symlink target is empty"
-    if len(target) > MAX_TARGET_LEN:
-        return f"symlink target is {len(target)} bytes long (at most {MAX_TARGET_LEN} allowed)"
-    if b"\0" in target:
-        return "symlink target contains a NUL byte"
-    return None
+    """Why `target` is not a valid symlink target, or None (the castore rules)."""
+    problem = symlink_target_problem(target)
+    return None if problem is None else f"symlink target {problem}"
