@@ -18,8 +18,8 @@ import time
 from pathlib import Path
 
 from bench.common import (
-    RUNS,
     ROOT,
+    RUNS,
     Report,
     Row,
     drop_caches,
@@ -30,6 +30,7 @@ from bench.common import (
     timed,
 )
 from pytvix.castore.blobservice import put_blob
+from pytvix.castore.digests import B3Digest
 from pytvix.castore.directory import Directory
 from pytvix.castore.directoryservice import put_closure
 from pytvix.castore.nodes import FileNode
@@ -63,7 +64,12 @@ def bench_blob_write_read() -> None:
         Row("write + sync (on disk)", unit="MB/s", higher_is_better=True, target=">= 0.5")
     )
     r_warm = report.add(
-        Row("read, fresh process, cache warm", unit="MB/s", higher_is_better=True, target=">= 1000 MB/s")
+        Row(
+            "read, fresh process, cache warm",
+            unit="MB/s",
+            higher_is_better=True,
+            target=">= 1000 MB/s",
+        )
     )
     r_cold = report.add(
         Row("read, fresh process, cache dropped", unit="MB/s", higher_is_better=True)
@@ -91,7 +97,9 @@ def bench_blob_write_read() -> None:
         r_warm.ours.append(mb / float(blob_io("read", f"objectstore+file://{store}", digest)[0]))
         r_warm.peer.append(mb / run_cmd(["cat", str(src)], stdout=subprocess.DEVNULL))
         if drop_caches():
-            r_cold.ours.append(mb / float(blob_io("read", f"objectstore+file://{store}", digest)[0]))
+            r_cold.ours.append(
+                mb / float(blob_io("read", f"objectstore+file://{store}", digest)[0])
+            )
             drop_caches()
             r_cold.peer.append(mb / run_cmd(["cat", str(src)], stdout=subprocess.DEVNULL))
     report.print()
@@ -124,7 +132,9 @@ async def bench_metadata_gets() -> None:
     path_keys = [i.store_path.digest for i in infos]
     n = 20000
     report = Report("metadata gets, LMDB, in process", "raw py-lmdb txn.get")
-    dir_row = report.add(Row("directory get (1-12 entries)", unit="/s", higher_is_better=True, target=">= 50k/s"))
+    dir_row = report.add(
+        Row("directory get (1-12 entries)", unit="/s", higher_is_better=True, target=">= 50k/s")
+    )
     pi_row = report.add(Row("path info get", unit="/s", higher_is_better=True, target=">= 50k/s"))
     # the peer: the same environment and keys, read with bare py-lmdb calls
     env = services.directory.env.env  # type: ignore[attr-defined]
@@ -161,7 +171,9 @@ async def bench_dedup() -> None:
         shared.append((f"s{i}".encode(), FileNode(await put_blob(services.blob, data), len(data))))
     subtree = Directory(shared)
     subtree_bytes = sum(n.size for _, n in shared)
-    entries: list[tuple[bytes, object]] = [(f"copy-{c}".encode(), subtree.as_node()) for c in range(10)]
+    entries: list[tuple[bytes, object]] = [
+        (f"copy-{c}".encode(), subtree.as_node()) for c in range(10)
+    ]
     logical += 10 * subtree_bytes
     for i in range(500):
         data = rng.randbytes(rng.randint(1, 256 << 10))
@@ -172,16 +184,18 @@ async def bench_dedup() -> None:
     root = Directory(entries)  # type: ignore[arg-type]
     await put_closure(services.directory, [subtree, root])
     await services.close()
-    stored = sum(p.stat().st_size for p in scratch.rglob("*") if p.is_file() and "lmdb" not in str(p))
+    stored = sum(
+        p.stat().st_size for p in scratch.rglob("*") if p.is_file() and "lmdb" not in str(p)
+    )
     print("\n### dedup: tree with duplicate files and subtrees")
-    print(f"logical file bytes {logical / 1e6:.1f} MB, stored blob bytes {stored / 1e6:.1f} MB, "
-          f"dedup ratio {logical / stored:.2f}x (10 identical subtrees, 500 files stored 4 times)")
+    print(
+        f"logical file bytes {logical / 1e6:.1f} MB, stored blob bytes {stored / 1e6:.1f} MB, "
+        f"dedup ratio {logical / stored:.2f}x (10 identical subtrees, 500 files stored 4 times)"
+    )
     shutil.rmtree(scratch, ignore_errors=True)
 
 
-def _digest(text: str):  # type: ignore[no-untyped-def]
-    from pytvix.castore.digests import B3Digest
-
+def _digest(text: str) -> B3Digest:
     return B3Digest.of(text.encode())
 
 

@@ -4,7 +4,9 @@ repeated timing with medians, and a results table with ratios against the peer."
 from __future__ import annotations
 
 import json
+import math
 import os
+import random
 import statistics
 import subprocess
 import sys
@@ -44,8 +46,6 @@ def random_file(path: Path, size: int, seed: int = 0) -> Path:
     """A file of `size` pseudo-random (incompressible) bytes, written once and reused."""
     if path.exists() and path.stat().st_size == size:
         return path
-    import random
-
     rng = random.Random(seed)
     with open(path, "wb") as f:
         remaining = size
@@ -113,8 +113,16 @@ class Report:
                 f" | {ratio_text} | {row.target} |"
             )
             out.append(
-                {"name": row.name, "ours": ours, "peer": peer, "unit": row.unit, "ratio": ratio,
-                 "ours_runs": row.ours, "peer_runs": row.peer, "target": row.target}
+                {
+                    "name": row.name,
+                    "ours": ours,
+                    "peer": peer,
+                    "unit": row.unit,
+                    "ratio": ratio,
+                    "ours_runs": row.ours,
+                    "peer_runs": row.peer,
+                    "target": row.target,
+                }
             )
         RESULTS.mkdir(exist_ok=True)
         slug = self.title.lower().replace(" ", "_").replace("/", "_")
@@ -122,7 +130,7 @@ class Report:
 
 
 def fmt(value: float, unit: str) -> str:
-    if value != value:  # NaN
+    if math.isnan(value):
         return "-"
     if unit == "MB/s":
         return f"{value:.0f} MB/s"

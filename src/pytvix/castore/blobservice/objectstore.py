@@ -85,6 +85,8 @@ class ObjectStoreBlobService(BlobService):
         self.avg_chunk_size = avg_chunk_size
         self.fsync = fsync
         StreamChunker(avg_chunk_size)  # validate the size early
+        self._inflight: dict[B3Digest, Future[None]] = {}
+        self._inflight_lock = threading.Lock()
 
     # --- reading ---------------------------------------------------------------------------
 
@@ -148,13 +150,30 @@ class ObjectStoreBlobService(BlobService):
 
     def store_chunk(self, chunk: bytes) -> tuple[ChunkMeta, bool]:
         """Hash one chunk and store it unless present; returns it and whether it was new
-        (blocking; worker threads)."""
+        (blocking; worker threads). Concurrent stores of the same chunk in this process
+        write it once: later callers wait for the first."""
         digest = B3Digest(blake3.blake3(chunk).digest())
-        key = chunk_key(digest)
-        new = not self.store.exists(key)
-        if new:
-            self.store.put(key, _compressor().compress(chunk))
-        return ChunkMeta(digest, len(chunk)), new
+        meta = ChunkMeta(digest, len(chunk))
+        with self._inflight_lock:
+            first = self._inflight.get(digest)
+            if first is None:
+                self._inflight[digest] = mine = Future[None]()
+        if first is not None:
+            first.result()
+            return meta, False
+        try:
+            key = chunk_key(digest)
+            new = not self.store.exists(key)
+            if new:
+                self.store.put(key, _compressor().compress(chunk))
+            mine.set_result(None)
+        except BaseException as e:
+            mine.set_exception(e)
+            raise
+        finally:
+            with self._inflight_lock:
+                del self._inflight[digest]
+        return meta, new
 
     def store_single_chunk_blob(self, data: bytes) -> tuple[B3Digest, bool]:
         """Store a blob small enough to be one chunk, in one worker job: hash, chunk, index.

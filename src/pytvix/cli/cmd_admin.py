@@ -1,0 +1,102 @@
+"""`info`, `verify` and the long-running services (`daemon`, `mount`)."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import click
+
+from pytvix.castore.scrub import Describable, ScrubReport
+from pytvix.cli.app import cli
+from pytvix.cli.common import (
+    ServiceAddrs,
+    not_yet_available,
+    run_async,
+    service_options,
+    with_store,
+)
+from pytvix.cli.progress import human_bytes, progress_display
+from pytvix.store.composition import StoreServices
+from pytvix.store.defaults import store_home
+from pytvix.store.verify import verify_store
+
+
+@cli.command()
+@service_options
+@click.option(
+    "-l",
+    "--listen-address",
+    default="[::]:8000",
+    show_default=True,
+    envvar="LISTEN_ADDRESS",
+    help="host:port, [::]:port, or a unix socket path starting with / or .",
+)
+def daemon(**_: Any) -> None:
+    """Serve the BlobService, DirectoryService and PathInfoService over gRPC."""
+    not_yet_available("tvix-store daemon")
+
+
+@cli.command()
+@service_options
+@click.option("--threads", type=int, envvar="THREADS", help="Worker threads.")
+@click.option("--allow-other", is_flag=True, envvar="ALLOW_OTHER", help="Allow other users.")
+@click.option("-l", "--list-root", is_flag=True, help="Allow listing the root directory.")
+@click.option("--show-xattr", is_flag=True, default=True, help="Expose blake3 digests as xattrs.")
+@click.argument("mountpoint", type=click.Path(file_okay=False))
+def mount(**_: Any) -> None:
+    """Mount the store read-only with FUSE; content is fetched lazily."""
+    not_yet_available("tvix-store mount")
+
+
+@cli.command()
+@service_options
+def info(**options: Any) -> None:
+    """Show where the store is, which backends it uses and how much it holds."""
+    addrs = ServiceAddrs.from_options(options)
+
+    async def main(services: StoreServices) -> None:
+        if addrs.uses_embedded:
+            click.echo(f"store home: {store_home()}")
+        if addrs.composition:
+            click.echo(f"composition: {addrs.composition}")
+        for label, service in (
+            ("blob service", services.blob),
+            ("directory service", services.directory),
+            ("path info service", services.path_info),
+        ):
+            click.echo(f"{label}: {type(service).__name__}")
+            if isinstance(service, Describable):
+                for key, value in (await service.describe()).items():
+                    shown = (
+                        human_bytes(value) if isinstance(value, int) and "bytes" in key else value
+                    )
+                    click.echo(f"  {key}: {shown}")
+
+    run_async(lambda: with_store(addrs, main))
+
+
+@cli.command()
+@service_options
+def verify(**options: Any) -> None:
+    """Re-hash every chunk, blob and directory and check every store path's closure.
+
+    Prints each problem found and exits with status 1 if there is any.
+    """
+    addrs = ServiceAddrs.from_options(options)
+
+    async def main(services: StoreServices) -> ScrubReport:
+        with progress_display("verifying") as progress:
+            return await verify_store(services, progress)
+
+    report = run_async(lambda: with_store(addrs, main))
+    for problem in report.problems:
+        click.echo(f"PROBLEM: {problem}")
+    for note in report.unsupported:
+        click.echo(f"skipped: {note}", err=True)
+    checked = ", ".join(f"{n} {what}" for what, n in sorted(report.checked.items()))
+    click.echo(f"checked: {checked or 'nothing'}")
+    if report.problems:
+        click.echo(f"{len(report.problems)} problem(s) found", err=True)
+        sys.exit(1)
+    click.echo("no problems found")

@@ -1,0 +1,132 @@
+"""castore -> NAR (PROTOCOL.md §4.5): `render_nar`, `calculate_nar` and `SimpleRenderer`.
+
+A directory closure is fetched with one recursive get (validated root first, since it may come
+from an untrusted store) and rendered depth first in name order. Blobs are fetched ahead of
+the writer (castore.fetch), so rendering many small files is not bound by per-blob latency. A
+File node's size must equal its blob's length exactly; a Directory node's size is ignored.
+Failures raise RenderError (a StorageError) with upstream's error kinds.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Iterator
+from typing import Literal
+
+from pytvix.castore.blobservice import BlobService
+from pytvix.castore.directoryservice import DirectoryService
+from pytvix.castore.errors import StorageError
+from pytvix.castore.fetch import (
+    BlobPrefetcher,
+    Closure,
+    MissingContentError,
+    fetch_tree,
+    files_in_order,
+)
+from pytvix.castore.nodes import DirectoryNode, FileNode, Node, SymlinkNode
+from pytvix.store.nar.errors import NarWriteError
+from pytvix.store.nar.io import ByteSink, HashingSink
+from pytvix.store.nar.writer import NarDirectoryWriter, NarNodeWriter, NarWriter
+from pytvix.store.pathinfoservice import NarCalculationService
+
+RenderErrorKind = Literal["not_found", "directory_not_found", "unexpected_eof", "invalid_input"]
+
+
+class RenderError(StorageError):
+    """Rendering failed: a missing blob or directory, or a blob of the wrong size."""
+
+    def __init__(self, kind: RenderErrorKind, message: str) -> None:
+        super().__init__(f"failed rendering nar: {message}")
+        self.kind = kind
+
+    @classmethod
+    def missing(cls, e: MissingContentError) -> RenderError:
+        return cls("not_found" if e.what == "blob" else "directory_not_found", str(e))
+
+
+async def render_nar(
+    sink: ByteSink, node: Node, blobs: BlobService, directories: DirectoryService
+) -> None:
+    """Write the NAR of `node` to `sink`."""
+    try:
+        closure = await fetch_tree(directories, node)
+        prefetcher = BlobPrefetcher(blobs, files_in_order(node, closure))
+        try:
+            writer = NarWriter(sink)
+            await _write_node(writer, node, closure, prefetcher)
+            await writer.close()
+        finally:
+            prefetcher.close()
+    except NarWriteError as e:
+        raise RenderError(e.kind, str(e)) from e
+    except MissingContentError as e:
+        raise RenderError.missing(e) from e
+
+
+async def _write_node(
+    slot: NarWriter, node: Node, closure: Closure, prefetcher: BlobPrefetcher
+) -> None:
+    if not isinstance(node, DirectoryNode):
+        await _write_leaf(slot, node, prefetcher)
+        return
+    stack: list[tuple[NarDirectoryWriter, Iterator[tuple[bytes, Node]]]] = [
+        (await slot.directory(), iter(closure[node.digest].entries()))
+    ]
+    while stack:
+        dir_writer, entries = stack[-1]
+        for name, child in entries:
+            entry = await dir_writer.entry(name)
+            if isinstance(child, DirectoryNode):
+                stack.append((await entry.directory(), iter(closure[child.digest].entries())))
+                break
+            await _write_leaf(entry, child, prefetcher)
+        else:
+            stack.pop()
+            await dir_writer.close()
+
+
+async def _write_leaf(
+    slot: NarWriter | NarNodeWriter, node: FileNode | SymlinkNode, prefetcher: BlobPrefetcher
+) -> None:
+    if isinstance(node, SymlinkNode):
+        await slot.symlink(node.target)
+        return
+    contents = await prefetcher.next()
+    if isinstance(contents, bytes):
+        await slot.file(node.executable, node.size, contents)
+    else:
+        async with contents:
+            await slot.file(node.executable, node.size, contents)
+
+
+async def calculate_nar(
+    node: Node, blobs: BlobService, directories: DirectoryService
+) -> tuple[int, bytes]:
+    """(nar_size, nar_sha256) of `node`'s NAR, rendered and hashed."""
+    sink = HashingSink()
+    await render_nar(sink, node, blobs, directories)
+    return sink.size, sink.sha256.digest()
+
+
+class SimpleRenderer(NarCalculationService):
+    """Calculates NARs by rendering from local services, caching results by root node
+    (nodes are content addressed, so a result never goes stale)."""
+
+    def __init__(
+        self, blobs: BlobService, directories: DirectoryService, cache_size: int = 10_000
+    ) -> None:
+        self._blobs = blobs
+        self._directories = directories
+        self._cache: OrderedDict[Node, tuple[int, bytes]] = OrderedDict()
+        self._cache_size = cache_size
+
+    async def calculate_nar(self, node: Node) -> tuple[int, bytes]:
+        cached = self._cache.get(node)
+        if cached is not None:
+            self._cache.move_to_end(node)
+            return cached
+        result = await calculate_nar(node, self._blobs, self._directories)
+        self._cache[node] = result
+        if len(self._cache) > self._cache_size:
+            self._cache.popitem(last=False)
+        return result
