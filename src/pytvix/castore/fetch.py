@@ -5,7 +5,8 @@ consumer so that many small files do not cost one round trip each."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Iterator
+from collections import deque
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Literal
 
@@ -19,7 +20,9 @@ from pytvix.castore.nodes import DirectoryNode, FileNode, Node
 
 PREFETCH_SMALL = 1 << 20  # blobs up to this size are fetched whole, ahead of the consumer
 PREFETCH_BYTES = 64 << 20
-PREFETCH_FILES = 256
+PREFETCH_FILES = 1024
+BATCH_FILES = 128  # small blobs fetched per read_many call
+BATCH_BYTES = 8 << 20
 
 Closure = dict[B3Digest, Directory]
 
@@ -72,48 +75,82 @@ def files_in_order(node: Node, closure: Closure) -> Iterator[FileNode]:
                 stack.pop()
 
 
-@dataclass
-class _Pending:
+@dataclass(slots=True)
+class _Item:
     node: FileNode
-    task: asyncio.Task[bytes | BlobReader]
+    task: asyncio.Task[list[bytes | None]] | asyncio.Task[BlobReader]
+    index: int = 0  # position in its batch (small blobs)
 
 
 class BlobPrefetcher:
-    """Contents of files in a fixed order: small blobs as bytes, fetched up to PREFETCH_BYTES /
-    PREFETCH_FILES ahead; large ones as readers, opened when the one before is handed out.
-    A small blob larger than its node says comes back with more than node.size bytes (one
-    extra byte is fetched to notice it)."""
+    """Contents of files in a fixed order: small blobs as bytes, fetched in batches up to
+    PREFETCH_BYTES / PREFETCH_FILES ahead; large ones as readers, opened when the one before is
+    handed out. A small blob larger than its node says comes back with more than node.size
+    bytes (one extra byte is fetched to notice it)."""
 
     def __init__(self, blobs: BlobService, files: Iterator[FileNode]) -> None:
         self._blobs = blobs
         self._files = files
-        self._window: list[_Pending] = []
-        self._window_bytes = 0
+        self._queue: deque[_Item] = deque()
+        self._queued_bytes = 0
+        self._large_pending = False
 
     async def next(self) -> bytes | BlobReader:
         self._fill()
-        pending = self._window.pop(0)
-        if pending.node.size <= PREFETCH_SMALL:
-            self._window_bytes -= pending.node.size
-        result = await pending.task
+        item = self._queue.popleft()
+        if item.node.size <= PREFETCH_SMALL:
+            self._queued_bytes -= item.node.size
+            batch = await item.task
+            assert isinstance(batch, list)
+            data = batch[item.index]
+            if data is None:
+                raise MissingContentError("blob", f"blob {item.node.digest} not found")
+            self._fill()
+            return data
+        self._large_pending = False
+        reader = await item.task
+        assert not isinstance(reader, list)
         self._fill()
-        return result
+        return reader
 
     def _fill(self) -> None:
-        while len(self._window) < PREFETCH_FILES and self._window_bytes < PREFETCH_BYTES:
+        """Top the window up, in whole batches, once it has drained to half."""
+        if len(self._queue) > PREFETCH_FILES // 2 or self._queued_bytes > PREFETCH_BYTES // 2:
+            return
+        batch: list[FileNode] = []
+        batch_bytes = 0
+        while (
+            not self._large_pending
+            and len(self._queue) + len(batch) < PREFETCH_FILES
+            and self._queued_bytes < PREFETCH_BYTES
+        ):
             node = next(self._files, None)
             if node is None:
-                return
-            small = node.size <= PREFETCH_SMALL
-            fetch: Awaitable[bytes | BlobReader] = (
-                self._fetch_small(node) if small else self._open(node)
-            )
-            task = asyncio.ensure_future(fetch)
-            task.add_done_callback(_retrieve)
-            self._window.append(_Pending(node, task))
-            if not small:
-                return  # one large blob at a time
-            self._window_bytes += node.size
+                break
+            if node.size > PREFETCH_SMALL:
+                self._launch_batch(batch)
+                batch = []
+                task = asyncio.ensure_future(self._open(node))
+                task.add_done_callback(_retrieve)
+                self._queue.append(_Item(node, task))
+                self._large_pending = True  # one large blob at a time
+                break
+            batch.append(node)
+            batch_bytes += node.size
+            self._queued_bytes += node.size
+            if len(batch) >= BATCH_FILES or batch_bytes >= BATCH_BYTES:
+                self._launch_batch(batch)
+                batch, batch_bytes = [], 0
+        self._launch_batch(batch)
+
+    def _launch_batch(self, batch: list[FileNode]) -> None:
+        if not batch:
+            return
+        limit = max(n.size for n in batch)
+        task = asyncio.ensure_future(self._blobs.read_many([n.digest for n in batch], limit))
+        task.add_done_callback(_retrieve)
+        for index, node in enumerate(batch):
+            self._queue.append(_Item(node, task, index))
 
     async def _open(self, node: FileNode) -> BlobReader:
         reader = await self._blobs.open_read(node.digest)
@@ -121,17 +158,12 @@ class BlobPrefetcher:
             raise MissingContentError("blob", f"blob {node.digest} not found")
         return reader
 
-    async def _fetch_small(self, node: FileNode) -> bytes:
-        reader = await self._open(node)
-        async with reader:
-            return await reader.read(node.size + 1)
-
     def close(self) -> None:
-        for pending in self._window:
-            pending.task.cancel()
-        self._window.clear()
+        for item in self._queue:
+            item.task.cancel()
+        self._queue.clear()
 
 
-def _retrieve(task: asyncio.Task[bytes | BlobReader]) -> None:
+def _retrieve(task: asyncio.Task[list[bytes | None]] | asyncio.Task[BlobReader]) -> None:
     if not task.cancelled():
         task.exception()

@@ -26,6 +26,8 @@ from obstore.store import ObjectStore as _ObstoreStore
 from pytvix.castore.errors import StorageError
 
 Buffer = bytes | bytearray | memoryview | obstore.Bytes
+_READ_FLAGS = os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW
+_READ_PIECE = 4 << 20
 
 
 class ObjectStore:
@@ -70,12 +72,34 @@ class ObjectStore:
 
     def get(self, key: str) -> Buffer | None:
         """The object's bytes, or None if it does not exist."""
+        if self.local_root is not None:
+            return self._read_local(key)
         try:
             return obstore.get(self._store, key).bytes()
         except (NotFoundError, FileNotFoundError):
             return None
         except (BaseError, OSError) as e:
             raise self._error("get", key, e) from e
+
+    def _read_local(self, key: str) -> bytes | None:
+        """Local files are read directly: obstore's LocalStore costs about 50 µs per get
+        against 10 µs for open+read here, which dominates reading many small objects.
+        Writes still go through obstore (atomic staging file + rename)."""
+        try:
+            fd = os.open(self.local_root / key, _READ_FLAGS)  # type: ignore[operator]
+        except FileNotFoundError:
+            return None
+        except OSError as e:
+            raise self._error("get", key, e) from e
+        try:
+            parts = []
+            while piece := os.read(fd, _READ_PIECE):
+                parts.append(piece)
+        except OSError as e:
+            raise self._error("get", key, e) from e
+        finally:
+            os.close(fd)
+        return parts[0] if len(parts) == 1 else b"".join(parts)
 
     def put(self, key: str, data: Buffer) -> None:
         """Atomically create or replace an object."""

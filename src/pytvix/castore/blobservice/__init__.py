@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Self
@@ -162,6 +163,30 @@ class BlobService(ABC):
     async def chunks(self, digest: B3Digest) -> list[ChunkMeta] | None:
         """Default for backends without chunking: [] if present, None if missing."""
         return [] if await self.has(digest) else None
+
+    async def read_many(self, digests: Sequence[B3Digest], limit: int) -> list[bytes | None]:
+        """Several (small) blobs whole, or None for missing ones; at most `limit` + 1 bytes of
+        each are returned (enough to notice a blob larger than expected). Backends override
+        this to batch the work."""
+        out: list[bytes | None] = []
+        for digest in digests:
+            reader = await self.open_read(digest)
+            if reader is None:
+                out.append(None)
+                continue
+            async with reader:
+                out.append(await reader.read(limit + 1))
+        return out
+
+    async def put_many(self, blobs: Sequence[bytes]) -> list[tuple[B3Digest, int | None]]:
+        """Store several (small) blobs; returns each one's digest and how many of its bytes
+        were new (None if unknown). Backends override this to batch the work."""
+        out: list[tuple[B3Digest, int | None]] = []
+        for data in blobs:
+            writer = await self.open_write()
+            await writer.write(data)
+            out.append((await writer.close(), writer.new_bytes))
+        return out
 
     async def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections, files, threads. Idempotent."""

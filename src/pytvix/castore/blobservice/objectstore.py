@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections import deque
+from collections.abc import Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 
@@ -108,17 +109,43 @@ class ObjectStoreBlobService(BlobService):
     async def open_read(self, digest: B3Digest) -> BlobReader | None:
         if digest == EMPTY_BLOB_DIGEST:
             return BytesBlobReader(b"")
-        index = await self.store.aget(blob_key(digest))
-        chunks = decode_index(digest, index) if index is not None else []
-        if chunks:
-            return ChunkedBlobReader(chunks, self._fetch_chunk)
-        # a single-chunk blob, or a chunk read directly by its digest
+        # A chunk under the blob's own digest is the whole blob (single-chunk blobs, or a
+        # chunk read by its digest); only otherwise is the index needed (as upstream).
         data = await run(self.read_chunk, digest, None)
-        if data is None:
-            if index is not None:
-                raise StorageError(f"blob {digest} is indexed but its chunk is missing")
+        if data is not None:
+            return BytesBlobReader(data)
+        index = await self.store.aget(blob_key(digest))
+        if index is None:
             return None
-        return BytesBlobReader(data)
+        chunks = decode_index(digest, index)
+        if not chunks:
+            raise StorageError(f"blob {digest} is indexed as one chunk, but the chunk is missing")
+        return ChunkedBlobReader(chunks, self._fetch_chunk)
+
+    def read_whole_blob(self, digest: B3Digest, limit: int) -> bytes | None:
+        """A blob's bytes (at most limit + 1 of them), verified (blocking; worker threads)."""
+        if digest == EMPTY_BLOB_DIGEST:
+            return b""
+        data = self.read_chunk(digest, None)
+        if data is not None:
+            return data
+        index = self.store.get(blob_key(digest))
+        if index is None:
+            return None
+        parts, total = [], 0
+        for chunk in decode_index(digest, index):
+            part = self.read_chunk(chunk.digest, chunk.size)
+            if part is None:
+                raise StorageError(f"chunk {chunk.digest} of blob {digest} is missing")
+            parts.append(part)
+            total += len(part)
+            if total > limit:
+                break
+        return b"".join(parts)[: limit + 1]
+
+    async def read_many(self, digests: Sequence[B3Digest], limit: int) -> list[bytes | None]:
+        """All blobs in one worker job."""
+        return await run(lambda: [self.read_whole_blob(d, limit) for d in digests])
 
     async def _fetch_chunk(self, chunk: ChunkMeta) -> bytes:
         data = await run(self.read_chunk, chunk.digest, chunk.size)
@@ -175,13 +202,28 @@ class ObjectStoreBlobService(BlobService):
                 del self._inflight[digest]
         return meta, new
 
-    def store_single_chunk_blob(self, data: bytes) -> tuple[B3Digest, bool]:
-        """Store a blob small enough to be one chunk, in one worker job: hash, chunk, index.
-        Returns the digest and whether its bytes were new (blocking; worker threads)."""
-        meta, new = self.store_chunk(data)
-        if meta.digest != EMPTY_BLOB_DIGEST:
-            self.commit_index(meta.digest, [])
-        return meta.digest, new
+    def store_whole_blob(self, data: bytes) -> tuple[B3Digest, int]:
+        """Store a blob held in memory, in the calling thread: chunk, store the chunks, write
+        the index. Returns its digest and how many bytes were new (blocking; worker threads)."""
+        chunker = StreamChunker(self.avg_chunk_size)
+        if chunker.is_single_chunk(len(data)):
+            meta, new = self.store_chunk(data)
+            digest, chunks, new_bytes = meta.digest, [meta], len(data) if new else 0
+        else:
+            chunks, new_bytes = [], 0
+            for piece in [*chunker.feed(data), *chunker.finish()]:
+                meta, new = self.store_chunk(piece)
+                chunks.append(meta)
+                new_bytes += meta.size if new else 0
+            digest = B3Digest(blake3.blake3(data).digest())
+        if digest != EMPTY_BLOB_DIGEST:
+            self.commit_index(digest, chunks)
+        return digest, new_bytes
+
+    async def put_many(self, blobs: Sequence[bytes]) -> list[tuple[B3Digest, int | None]]:
+        """All blobs in one worker job (small blobs cost a few file writes, not event-loop
+        round trips)."""
+        return await run(lambda: [self.store_whole_blob(data) for data in blobs])
 
     # --- maintenance -----------------------------------------------------------------------
 
@@ -268,8 +310,9 @@ class _ObjectStoreBlobWriter(BlobWriter):
                 and self._chunker.is_single_chunk(len(state.pending))
             ):
                 # small blob: one worker job instead of hash, chunk and index hops
-                digest, new = await run(self._service.store_single_chunk_blob, bytes(state.pending))
-                state.new_bytes = len(state.pending) if new else 0
+                digest, state.new_bytes = await run(
+                    self._service.store_whole_blob, bytes(state.pending)
+                )
             else:
                 await self._process(final=True)
                 while state.inflight:

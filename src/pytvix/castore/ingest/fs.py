@@ -25,7 +25,6 @@ from pytvix.castore.ingest.tree import (
     TreeBuilder,
     file_node,
     first_error,
-    upload_blob,
 )
 from pytvix.castore.ingest.walk import DirStart, Event, File, IngestError, Symlink, walk
 from pytvix.castore.nodes import FileNode, Node, SymlinkNode
@@ -35,6 +34,8 @@ from pytvix.castore.workers import run
 SMALL_FILE = 1 << 20
 PIECE = 4 << 20
 WALK_BATCH = 512
+BATCH_FILES = 128  # small files read and stored per worker job
+BATCH_BYTES = 8 << 20
 
 __all__ = ["IngestError", "IngestObserver", "IngestStats", "ingest_path"]
 
@@ -74,6 +75,16 @@ class IngestStats:
 Ordered = Event | bytes | asyncio.Future[bytes] | None
 
 
+@dataclass(slots=True)
+class _Small:
+    """A small file waiting in a batch: its node and (for the observer) contents to come."""
+
+    event: File
+    node: asyncio.Future[Node]
+    contents: asyncio.Future[bytes] | None
+    charge: int
+
+
 @dataclass
 class _Ingest:
     blobs: BlobService
@@ -84,10 +95,12 @@ class _Ingest:
     stats: IngestStats = field(default_factory=IngestStats)
     budget: ByteBudget = field(default_factory=ByteBudget)
     ordered: asyncio.Queue[Ordered] = field(default_factory=lambda: asyncio.Queue(maxsize=4096))
+    batch: list[_Small] = field(default_factory=list)
+    batch_bytes: int = 0
 
     async def run(self, events: Iterator[Event]) -> Node:
-        while batch := await run(_take, events, WALK_BATCH):
-            for event in batch:
+        while walked := await run(_take, events, WALK_BATCH):
+            for event in walked:
                 if self.observer is not None:
                     await self.ordered.put(event)
                 if isinstance(event, DirStart):
@@ -102,35 +115,62 @@ class _Ingest:
                     self.tree.leaf(event.name, SymlinkNode(event.target))
                 else:
                     self.tree.dir_end(event.name)
+            self.flush()
         await self.ordered.put(None)
         root = await self.tree.root()
         self.stats.directories = self.tree.directories
         return root
 
-    async def _small_file(self, event: File) -> asyncio.Task[Node]:
+    async def _small_file(self, event: File) -> asyncio.Future[Node]:
         charge = event.size + PER_BLOB_OVERHEAD
-        await self.budget.acquire(charge)  # in NAR order: never blocks the observer feed
-        contents: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
+        await self._acquire(charge)
+        loop = asyncio.get_running_loop()
+        node: asyncio.Future[Node] = loop.create_future()
+        contents: asyncio.Future[bytes] | None = None
         if self.observer is not None:
+            contents = loop.create_future()
             await self.ordered.put(contents)
-        return self.tasks.create_task(self._upload_small(event, contents, charge))
+        self.batch.append(_Small(event, node, contents, charge))
+        self.batch_bytes += event.size
+        if len(self.batch) >= BATCH_FILES or self.batch_bytes >= BATCH_BYTES:
+            self.flush()
+        return node
 
-    async def _upload_small(
-        self, event: File, contents: asyncio.Future[bytes], charge: int
-    ) -> Node:
+    async def _acquire(self, n: int) -> None:
+        """Reserve buffer budget, in NAR order. Before waiting, the pending batch is flushed:
+        the observer feed may be waiting for it, and only the feed frees budget."""
+        if not self.budget.try_acquire(n):
+            self.flush()
+            await self.budget.acquire(n)
+
+    def flush(self) -> None:
+        """Read and store the pending small files as one batch."""
+        if self.batch:
+            self.tasks.create_task(self._upload_batch(self.batch))
+            self.batch = []
+            self.batch_bytes = 0
+
+    async def _upload_batch(self, batch: list[_Small]) -> None:
         try:
-            data = await run(_read_whole, event)
+            datas = await run(_read_many, [item.event for item in batch])
+            for item, data in zip(batch, datas, strict=True):
+                if item.contents is not None:
+                    item.contents.set_result(data)
+            results = await self.blobs.put_many(datas)
         except BaseException as e:
-            contents.set_exception(e)
-            contents.exception()  # retrieved: the task itself reports the error
+            for item in batch:
+                for future in (item.node, item.contents):
+                    if future is not None and not future.done():
+                        future.set_exception(e)
+                        future.exception()  # retrieved: the task reports the error
             raise
-        contents.set_result(data)
-        digest, new_bytes = await upload_blob(self.blobs, data)
-        if self.observer is None:
-            await self.budget.release(charge)
-        return self._file_done(event, digest, new_bytes)
+        for item, (digest, new_bytes) in zip(batch, results, strict=True):
+            item.node.set_result(self._file_done(item.event, digest, new_bytes))
+            if self.observer is None:
+                await self.budget.release(item.charge)
 
     async def _large_file(self, event: File) -> Node:
+        self.flush()
         fd = await run(_open, event.path)
         writer = await self.blobs.open_write()
         total = 0
@@ -140,7 +180,7 @@ class _Ingest:
                 if total > event.size:
                     break
                 if self.observer is not None:
-                    await self.budget.acquire(len(piece))
+                    await self._acquire(len(piece))
                     await self.ordered.put(piece)
                 await writer.write(piece)
                 self.progress("bytes", len(piece))
@@ -215,6 +255,10 @@ def _open(path: bytes) -> int:
         return os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
     except OSError as e:
         raise IngestError(f"{os.fsdecode(path)}: cannot open: {e.strerror}") from e
+
+
+def _read_many(events: list[File]) -> list[bytes]:
+    return [_read_whole(event) for event in events]
 
 
 def _read_whole(event: File) -> bytes:

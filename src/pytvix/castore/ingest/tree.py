@@ -36,6 +36,13 @@ class ByteBudget:
             await self._cond.wait_for(lambda: self._free >= min(n, self._limit))
             self._free -= n
 
+    def try_acquire(self, n: int) -> bool:
+        """Take `n` bytes if they are free right now."""
+        if self._free >= min(n, self._limit):
+            self._free -= n
+            return True
+        return False
+
     async def release(self, n: int) -> None:
         async with self._cond:
             self._free += n
@@ -84,12 +91,46 @@ class TreeBuilder:
         return node
 
 
-async def upload_blob(blobs: BlobService, data: bytes) -> tuple[bytes, int | None]:
-    """Store `data`; returns (digest, bytes that were new or None if unknown)."""
-    writer = await blobs.open_write()
-    await writer.write(data)
-    digest = await writer.close()
-    return digest, writer.new_bytes
+BATCH_FILES = 128  # small blobs stored per worker job
+BATCH_BYTES = 8 << 20
+
+
+class BlobBatcher:
+    """Stores small in-memory blobs in batches (one `put_many` per batch) and releases their
+    budget once stored. Call `flush()` before waiting on the budget and at the end."""
+
+    def __init__(self, blobs: BlobService, tasks: asyncio.TaskGroup, budget: ByteBudget) -> None:
+        self._blobs = blobs
+        self._tasks = tasks
+        self._budget = budget
+        self._batch: list[tuple[bytes, bool, int, asyncio.Future[Node]]] = []
+        self._bytes = 0
+
+    def add(self, data: bytes, executable: bool, charge: int) -> asyncio.Future[Node]:
+        node: asyncio.Future[Node] = asyncio.get_running_loop().create_future()
+        self._batch.append((data, executable, charge, node))
+        self._bytes += len(data)
+        if len(self._batch) >= BATCH_FILES or self._bytes >= BATCH_BYTES:
+            self.flush()
+        return node
+
+    def flush(self) -> None:
+        if self._batch:
+            self._tasks.create_task(self._store(self._batch))
+            self._batch = []
+            self._bytes = 0
+
+    async def _store(self, batch: list[tuple[bytes, bool, int, asyncio.Future[Node]]]) -> None:
+        try:
+            results = await self._blobs.put_many([data for data, _, _, _ in batch])
+        except BaseException as e:
+            for *_, node in batch:
+                node.set_exception(e)
+                node.exception()  # retrieved: the task reports the error
+            raise
+        for (data, executable, charge, node), (digest, _) in zip(batch, results, strict=True):
+            node.set_result(file_node(digest, len(data), executable))
+            await self._budget.release(charge)
 
 
 def done(node: Node) -> asyncio.Future[Node]:

@@ -16,11 +16,11 @@ from pytvix.castore.blobservice import BlobService
 from pytvix.castore.directoryservice import DirectoryService
 from pytvix.castore.ingest.tree import (
     PER_BLOB_OVERHEAD,
+    BlobBatcher,
     ByteBudget,
     TreeBuilder,
     file_node,
     first_error,
-    upload_blob,
 )
 from pytvix.castore.nodes import Node, SymlinkNode
 from pytvix.store.nar.io import ByteSource
@@ -41,20 +41,20 @@ async def ingest_nar(
     try:
         async with asyncio.TaskGroup() as tasks:
             tree = TreeBuilder(directories.put_multiple_start(), tasks)
-
-            async def upload_small(data: bytes, executable: bool) -> Node:
-                digest, _ = await upload_blob(blobs, data)
-                await budget.release(len(data) + PER_BLOB_OVERHEAD)
-                return file_node(digest, len(data), executable)
+            batcher = BlobBatcher(blobs, tasks, budget)
 
             async def leaf(name: bytes, node: NarSymlink | NarFile) -> None:
                 if isinstance(node, NarSymlink):
                     tree.leaf(name, SymlinkNode(node.target))
                 elif node.size <= SMALL_FILE:
-                    await budget.acquire(node.size + PER_BLOB_OVERHEAD)
+                    charge = node.size + PER_BLOB_OVERHEAD
+                    if not budget.try_acquire(charge):
+                        batcher.flush()  # its uploads are what frees budget
+                        await budget.acquire(charge)
                     data = await _read_all(node)
-                    tree.leaf(name, tasks.create_task(upload_small(data, node.executable)))
+                    tree.leaf(name, batcher.add(data, node.executable, charge))
                 else:
+                    batcher.flush()
                     tree.leaf(name, await _stream_file(blobs, node))
 
             root = await reader.read_root()
@@ -63,6 +63,7 @@ async def ingest_nar(
             else:
                 await leaf(b"", root)
             await reader.finish()
+            batcher.flush()
             node = await tree.root()
     except BaseExceptionGroup as group:
         raise first_error(group) from None
