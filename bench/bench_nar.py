@@ -14,7 +14,6 @@ import random
 import shutil
 import subprocess
 import sys
-import tarfile
 from pathlib import Path
 
 from bench.common import ROOT, RUNS, Report, Row, random_file, run_cmd, scratch_dir
@@ -72,17 +71,10 @@ def tvix_store(home: Path, *args: str, **kwargs: object) -> float:
     return run_cmd([sys.executable, "-m", "pytvix", *args], env=env, cwd=ROOT, **kwargs)
 
 
-def nix_add(tree: Path) -> tuple[float, str]:
-    out = subprocess.run(
-        ["nix-store", "--add", str(tree)], check=True, capture_output=True, text=True
-    )
-    path = out.stdout.strip()
-    return 0.0, path
-
-
 def bench_tree(report: Report, label: str, tree: Path, *, b3sum: bool = False) -> None:
     files, size = tree_stats(tree)
     mb = size / 1e6
+    quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
     imp = report.add(
         Row(
             f"import {label} ({files} files, {mb:.0f} MB)",
@@ -92,13 +84,11 @@ def bench_tree(report: Report, label: str, tree: Path, *, b3sum: bool = False) -
         )
     )
     dump = report.add(Row(f"dump {label}", unit="MB/s", higher_is_better=True, target=">= 1"))
-    b3 = (
-        report.add(
+    b3 = None
+    if b3sum:
+        b3 = report.add(
             Row(f"import {label} vs b3sum", unit="MB/s", higher_is_better=True, target=">= 0.5")
         )
-        if b3sum
-        else None
-    )
     scratch = scratch_dir("nar")
     store_path = subprocess.run(
         ["nix-store", "--add", str(tree)], check=True, capture_output=True, text=True
@@ -107,28 +97,17 @@ def bench_tree(report: Report, label: str, tree: Path, *, b3sum: bool = False) -
         for run in range(RUNS):
             subprocess.run(["nix-store", "--delete", store_path], check=True, capture_output=True)
             os.sync()
-            imp.peer.append(
-                mb / run_cmd(["nix-store", "--add", str(tree)], stdout=subprocess.DEVNULL)
-            )
+            imp.peer.append(mb / run_cmd(["nix-store", "--add", str(tree)], **quiet))
             home = scratch / f"home{run}"
             os.sync()
-            seconds = tvix_store(
-                home, "import", str(tree), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-            )
+            seconds = tvix_store(home, "import", str(tree), **quiet)
             imp.ours.append(mb / seconds)
             if b3 is not None:
                 b3.ours.append(mb / seconds)
-                b3.peer.append(
-                    mb
-                    / run_cmd(
-                        ["b3sum", "--num-threads", "2", *map(str, sorted(tree.iterdir()))],
-                        stdout=subprocess.DEVNULL,
-                    )
-                )
-            dump.peer.append(
-                mb / run_cmd(["nix-store", "--dump", str(tree)], stdout=subprocess.DEVNULL)
-            )
-            dump.ours.append(mb / tvix_store(home, "dump", store_path, stdout=subprocess.DEVNULL))
+                files_ = [str(p) for p in sorted(tree.iterdir())]
+                b3.peer.append(mb / run_cmd(["b3sum", *files_], **quiet))
+            dump.peer.append(mb / run_cmd(["nix-store", "--dump", str(tree)], **quiet))
+            dump.ours.append(mb / tvix_store(home, "dump", store_path, **quiet))
             if run:
                 shutil.rmtree(scratch / f"home{run - 1}", ignore_errors=True)
     finally:

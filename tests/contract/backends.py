@@ -52,3 +52,128 @@ PATHINFO_BACKENDS: dict[str, Factory] = {
     "lmdb-temporary": by_url(PATHINFO_SERVICES, "lmdb://"),
     "lmdb": by_url(PATHINFO_SERVICES, "lmdb://{tmp}/store.lmdb"),
 }
+
+
+@asynccontextmanager
+async def grpc_server(tmp: Path, blob: str = "memory://") -> AsyncIterator[str]:
+    """An in-process gRPC server on a unix socket over memory services (the blob service
+    given by URL); yields its URL."""
+    from pytvix.store.composition import open_store_from_urls
+    from pytvix.store.grpc_daemon import StoreServer
+
+    services = await open_store_from_urls(blob, "memory://", "memory://")
+    socket = tmp / "grpc.sock"
+    server = await StoreServer.start(services, str(socket))
+    try:
+        yield f"grpc+unix://{socket}"
+    finally:
+        await server.stop(grace=1)
+        await services.close()
+
+
+def via_grpc(kind: Any, blob: str = "memory://") -> Factory:
+    """The gRPC client backend of `kind`, against an in-process server."""
+
+    @asynccontextmanager
+    async def factory(tmp: Path) -> AsyncIterator[Any]:
+        async with grpc_server(tmp, blob) as url:
+            service = await from_addr(kind, url)
+            try:
+                yield service
+            finally:
+                await service.close()
+
+    return factory
+
+
+BLOB_BACKENDS["grpc"] = via_grpc(BLOB_SERVICES)
+# a chunking backend behind the server: the client reads chunk by chunk
+BLOB_BACKENDS["grpc-chunked"] = via_grpc(
+    BLOB_SERVICES, "objectstore+memory:///?avg_chunk_size=65536"
+)
+DIRECTORY_BACKENDS["grpc"] = via_grpc(DIRECTORY_SERVICES)
+PATHINFO_BACKENDS["grpc"] = via_grpc(PATHINFO_SERVICES)
+
+
+def composed(kind: Any, config: dict[str, Any]) -> Factory:
+    """The `default` instance of a composition (`{tmp}` in string values is a temp dir)."""
+    from pytvix.castore.composition import Composition
+    from pytvix.store.composition import STORE_KINDS
+
+    def fill(value: Any, tmp: Path) -> Any:
+        if isinstance(value, str):
+            return value.format(tmp=tmp)
+        if isinstance(value, dict):
+            return {k: fill(v, tmp) for k, v in value.items()}
+        return value
+
+    @asynccontextmanager
+    async def factory(tmp: Path) -> AsyncIterator[Any]:
+        composition = Composition(fill(config, tmp), STORE_KINDS)
+        try:
+            yield await composition.build(kind)
+        finally:
+            await composition.close()
+
+    return factory
+
+
+BLOB_BACKENDS["combined"] = composed(
+    BLOB_SERVICES,
+    {
+        "blobservices": {
+            "default": {"type": "combined", "local": "local", "remote": "remote"},
+            "local": {"type": "memory"},
+            "remote": {
+                "type": "objectstore",
+                "object_store_url": "memory:///",
+                "object_store_options": {},
+                "avg_chunk_size": 65536,
+            },
+        }
+    },
+)
+DIRECTORY_BACKENDS["cache"] = composed(
+    DIRECTORY_SERVICES,
+    {
+        "directoryservices": {
+            "default": {"type": "cache", "near": "near", "far": "far"},
+            "near": {"type": "memory"},
+            "far": {"type": "lmdb", "path": "{tmp}/far.lmdb"},
+        }
+    },
+)
+DIRECTORY_BACKENDS["cache-url"] = by_url(
+    DIRECTORY_SERVICES, "cache://?near=memory://&far=objectstore%2Bmemory:///"
+)
+PATHINFO_BACKENDS["cache-lru"] = composed(
+    PATHINFO_SERVICES,
+    {
+        "pathinfoservices": {
+            "default": {"type": "cache", "near": "near", "far": "far"},
+            "near": {"type": "lru", "capacity": 2},
+            "far": {"type": "memory"},
+        }
+    },
+)
+PATHINFO_BACKENDS["lru"] = composed(
+    PATHINFO_SERVICES, {"pathinfoservices": {"default": {"type": "lru", "capacity": 1000}}}
+)
+
+
+def _signing(tmp: Path) -> AbstractAsyncContextManager[Any]:
+    from pytvix.nixcompat.signing import SigningKey
+
+    (tmp / "secret.key").write_text(str(SigningKey.generate("contract-test-1")))
+    return composed(
+        PATHINFO_SERVICES,
+        {
+            "pathinfoservices": {
+                "default": {"type": "keyfile-signing", "inner": "inner", "keyfile": "{tmp}/secret.key"},
+                "inner": {"type": "memory"},
+            }
+        },
+    )(tmp)
+
+
+PATHINFO_BACKENDS["keyfile-signing"] = _signing

@@ -222,6 +222,8 @@ BLOB_SERVICES: ServiceKind[Any] = ServiceKind(
     {
         "memory": "pytvix.castore.blobservice.memory:MemoryBlobServiceConfig",
         "objectstore": "pytvix.castore.blobservice.objectstore:ObjectStoreBlobServiceConfig",
+        "grpc": "pytvix.castore.blobservice.grpc:GrpcBlobServiceConfig",
+        "combined": "pytvix.castore.blobservice.combined:CombinedBlobServiceConfig",
     },
 )
 
@@ -234,6 +236,8 @@ DIRECTORY_SERVICES: ServiceKind[Any] = ServiceKind(
         "objectstore": (
             "pytvix.castore.directoryservice.objectstore:ObjectStoreDirectoryServiceConfig"
         ),
+        "grpc": "pytvix.castore.directoryservice.grpc:GrpcDirectoryServiceConfig",
+        "cache": "pytvix.castore.directoryservice.cache:CacheDirectoryServiceConfig",
     },
     unsupported={"redb": NO_REDB},
 )

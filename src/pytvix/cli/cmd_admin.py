@@ -19,6 +19,7 @@ from pytvix.cli.common import (
 from pytvix.cli.progress import human_bytes, progress_display
 from pytvix.store.composition import StoreServices
 from pytvix.store.defaults import store_home
+from pytvix.store.grpc_daemon import ListenAddressError, serve_until_signalled
 from pytvix.store.verify import verify_store
 
 
@@ -32,9 +33,28 @@ from pytvix.store.verify import verify_store
     envvar="LISTEN_ADDRESS",
     help="host:port, [::]:port, or a unix socket path starting with / or .",
 )
-def daemon(**_: Any) -> None:
-    """Serve the BlobService, DirectoryService and PathInfoService over gRPC."""
-    not_yet_available("tvix-store daemon")
+@click.option(
+    "--shutdown-grace",
+    type=float,
+    default=30.0,
+    show_default=True,
+    help="Seconds in-flight calls may take to finish after SIGINT/SIGTERM.",
+)
+def daemon(listen_address: str, shutdown_grace: float, **options: Any) -> None:
+    """Serve the BlobService, DirectoryService and PathInfoService over gRPC.
+
+    Also serves grpc.health.v1 and server reflection. Stops gracefully on SIGINT or SIGTERM:
+    no new calls are accepted, in-flight calls finish, a unix socket file is removed.
+    """
+    addrs = ServiceAddrs.from_options(options)
+
+    async def main(services: StoreServices) -> None:
+        try:
+            await serve_until_signalled(services, listen_address, shutdown_grace)
+        except ListenAddressError as e:
+            raise click.ClickException(str(e)) from e
+
+    run_async(lambda: with_store(addrs, main))
 
 
 @cli.command()

@@ -25,6 +25,10 @@ PATHINFO_SERVICES: ServiceKind[Any] = ServiceKind(
     {
         "memory": "pytvix.store.pathinfoservice.memory:MemoryPathInfoServiceConfig",
         "lmdb": "pytvix.store.pathinfoservice.lmdb:LmdbPathInfoServiceConfig",
+        "grpc": "pytvix.store.pathinfoservice.grpc:GrpcPathInfoServiceConfig",
+        "cache": "pytvix.store.pathinfoservice.cache:CachePathInfoServiceConfig",
+        "lru": "pytvix.store.pathinfoservice.lru:LruPathInfoServiceConfig",
+        "keyfile-signing": "pytvix.store.pathinfoservice.signing:SigningPathInfoServiceConfig",
     },
     unsupported={"redb": NO_REDB},
 )

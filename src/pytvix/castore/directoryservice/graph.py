@@ -9,6 +9,8 @@ matching, and nothing referenced left missing at the end. Both raise `ClosureErr
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from pytvix.castore.digests import B3Digest
 from pytvix.castore.directory import Directory
 from pytvix.castore.errors import show_bytes
@@ -121,3 +123,33 @@ class RootToLeavesValidator:
                 f"graph is incomplete: {len(missing)} referenced directories "
                 f"missing, e.g. {missing[0]}"
             )
+
+
+def leaves_to_root(root: B3Digest, directories: Iterable[Directory]) -> list[Directory]:
+    """The closure of `root` among `directories`, ordered for upload (children before their
+    parents, each once, root last). ClosureError if a referenced directory is missing."""
+    by_digest = {d.digest(): d for d in directories}
+    if root not in by_digest:
+        raise ClosureError(f"root {root} is not among the directories")
+    validator = LeavesToRootValidator()
+    order: list[Directory] = []
+    seen: set[B3Digest] = set()
+    stack: list[tuple[Directory, bool]] = [(by_digest[root], False)]
+    while stack:
+        directory, expanded = stack.pop()
+        if expanded:
+            order.append(directory)
+            continue
+        if directory.digest() in seen:
+            continue
+        seen.add(directory.digest())
+        stack.append((directory, True))
+        for _, node in directory.directories():
+            child = by_digest.get(node.digest)
+            if child is None:
+                raise ClosureError(f"directory {node.digest} is missing from the closure")
+            if node.digest not in seen:
+                stack.append((child, False))
+    for directory in order:
+        validator.add(directory)
+    return order

@@ -1,0 +1,93 @@
+"""`combined` BlobService (composition only): reads the local store first; on a miss asks the
+remote for the blob's chunks and reads each one through the local store, filling it. Writes
+go to the local store only; the remote is never written. Concurrent misses for the same blob
+or chunk fetch it from the remote once."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pytvix.castore.blobservice import (
+    BlobReader,
+    BlobService,
+    BlobWriter,
+    ChunkMeta,
+    read_blob,
+)
+from pytvix.castore.blobservice.chunked_reader import ChunkedBlobReader
+from pytvix.castore.composition import BLOB_SERVICES, Composition, ServiceConfig
+from pytvix.castore.digests import B3Digest
+from pytvix.castore.errors import StorageError
+from pytvix.castore.singleflight import SingleFlight
+
+
+class CombinedBlobService(BlobService):
+    def __init__(self, local: BlobService, remote: BlobService) -> None:
+        self.local = local
+        self.remote = remote
+        self._fills: SingleFlight[B3Digest, bool] = SingleFlight()
+
+    async def has(self, digest: B3Digest) -> bool:
+        return await self.local.has(digest) or await self.remote.has(digest)
+
+    async def chunks(self, digest: B3Digest) -> list[ChunkMeta] | None:
+        chunks = await self.local.chunks(digest)
+        return chunks if chunks is not None else await self.remote.chunks(digest)
+
+    async def open_read(self, digest: B3Digest) -> BlobReader | None:
+        reader = await self.local.open_read(digest)
+        if reader is not None:
+            return reader
+        chunks = await self.remote.chunks(digest)
+        if chunks is None:
+            return None
+        if len(chunks) > 1:
+            return ChunkedBlobReader(chunks, self._chunk)
+        if not await self._fills.run(digest, lambda: self._fill(digest)):
+            return None
+        return await self.local.open_read(digest)
+
+    async def _chunk(self, chunk: ChunkMeta) -> bytes:
+        data = await read_blob(self.local, chunk.digest)
+        if data is None:
+            if not await self._fills.run(chunk.digest, lambda: self._fill(chunk.digest)):
+                raise StorageError(f"chunk {chunk.digest} is missing from the remote store")
+            data = await read_blob(self.local, chunk.digest)
+        if data is None or len(data) != chunk.size:
+            raise StorageError(f"chunk {chunk.digest} could not be read back locally")
+        return data
+
+    async def _fill(self, digest: B3Digest) -> bool:
+        """Copy one blob (or chunk) from the remote into the local store."""
+        reader = await self.remote.open_read(digest)
+        if reader is None:
+            return False
+        writer = await self.local.open_write()
+        try:
+            async with reader:
+                while piece := await reader.read(1 << 20):
+                    await writer.write(piece)
+        except BaseException:
+            await writer.abort()
+            raise
+        stored = await writer.close()
+        if stored != digest:
+            raise StorageError(f"remote returned data hashing to {stored} for {digest}")
+        return True
+
+    async def open_write(self) -> BlobWriter:
+        return await self.local.open_write()
+
+
+@dataclass(frozen=True)
+class CombinedBlobServiceConfig(ServiceConfig[BlobService]):
+    """TOML only: `local` and `remote` name other blob services."""
+
+    local: str
+    remote: str
+
+    async def build(self, instance: str, composition: Composition) -> BlobService:
+        return CombinedBlobService(
+            await composition.build(BLOB_SERVICES, self.local),
+            await composition.build(BLOB_SERVICES, self.remote),
+        )

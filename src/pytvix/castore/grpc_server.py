@@ -1,0 +1,203 @@
+"""gRPC servicers for BlobService and DirectoryService (PROTOCOL.md §1.8), plus the one
+mapping from castore errors to gRPC status codes.
+
+Handlers are registered with explicit (de)serializers so responses can be encoded straight
+from domain types (a Directory's canonical bytes are already its protobuf encoding).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, NoReturn
+
+import grpc
+from grpc import aio
+
+from pytvix._proto.tvix.castore.protos import castore_pb2, rpc_blobstore_pb2, rpc_directory_pb2
+from pytvix.castore.blobservice import BlobService
+from pytvix.castore.canonical import varint
+from pytvix.castore.digests import B3_LEN, B3Digest
+from pytvix.castore.directory import Directory
+from pytvix.castore.directoryservice import ClosureError, DirectoryService
+from pytvix.castore.errors import CastoreError, DirectoryError, InvalidRequestError, StorageError
+from pytvix.castore.proto import directory_from_proto
+
+log = logging.getLogger(__name__)
+
+BLOB_SERVICE = "tvix.castore.v1.BlobService"
+DIRECTORY_SERVICE = "tvix.castore.v1.DirectoryService"
+READ_PIECE = 1 << 20  # bytes per BlobChunk sent
+
+Context = aio.ServicerContext[Any, Any]
+
+
+def status_for(e: BaseException) -> tuple[grpc.StatusCode, str]:
+    """The status a castore error maps to (upstream's generic mapping)."""
+    if isinstance(e, InvalidRequestError):
+        return grpc.StatusCode.INVALID_ARGUMENT, str(e)
+    if isinstance(e, StorageError):
+        return grpc.StatusCode.DATA_LOSS, f"storage error: {e}"
+    return grpc.StatusCode.INTERNAL, str(e) or type(e).__name__
+
+
+async def abort_with(context: Context, e: BaseException) -> NoReturn:
+    code, message = status_for(e)
+    await context.abort(code, message)
+    raise AssertionError("unreachable")  # context.abort raises
+
+
+def _digest(raw: bytes) -> B3Digest | None:
+    return B3Digest(raw) if len(raw) == B3_LEN else None
+
+
+def encode_blob_chunk(data: bytes) -> bytes:
+    """tvix.castore.v1.BlobChunk{data} without building a message object."""
+    return b"\x0a" + varint(len(data)) + data if data else b""
+
+
+class BlobServicer:
+    def __init__(self, blobs: BlobService) -> None:
+        self.blobs = blobs
+
+    async def stat(
+        self, request: rpc_blobstore_pb2.StatBlobRequest, context: Context
+    ) -> rpc_blobstore_pb2.StatBlobResponse:
+        digest = _digest(request.digest)
+        if digest is None:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "invalid digest length")
+        try:
+            chunks = await self.blobs.chunks(digest)
+        except CastoreError as e:
+            await abort_with(context, e)
+        if chunks is None:
+            await context.abort(grpc.StatusCode.NOT_FOUND, f"blob {digest} not found")
+        return rpc_blobstore_pb2.StatBlobResponse(
+            chunks=[
+                rpc_blobstore_pb2.StatBlobResponse.ChunkMeta(digest=c.digest, size=c.size)
+                for c in chunks
+            ]
+        )
+
+    async def read(
+        self, request: rpc_blobstore_pb2.ReadBlobRequest, context: Context
+    ) -> AsyncIterator[bytes]:
+        digest = _digest(request.digest)
+        if digest is None:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "invalid digest length")
+        try:
+            reader = await self.blobs.open_read(digest)
+            if reader is None:
+                await context.abort(grpc.StatusCode.NOT_FOUND, f"blob {digest} not found")
+            async with reader:
+                while piece := await reader.read(READ_PIECE):
+                    yield piece
+        except CastoreError as e:
+            await abort_with(context, e)
+
+    async def put(
+        self, requests: AsyncIterator[rpc_blobstore_pb2.BlobChunk], context: Context
+    ) -> rpc_blobstore_pb2.PutBlobResponse:
+        writer = await self.blobs.open_write()
+        try:
+            async for chunk in requests:
+                await writer.write(chunk.data)
+        except CastoreError as e:
+            await writer.abort()
+            log.warning("blob put failed: %s", e)
+            await context.abort(grpc.StatusCode.INTERNAL, "error copying")
+        except BaseException:
+            await writer.abort()  # client went away, or the call was cancelled
+            raise
+        try:
+            digest = await writer.close()
+        except CastoreError as e:
+            log.warning("blob put failed at close: %s", e)
+            await context.abort(grpc.StatusCode.INTERNAL, "error closing stream")
+        return rpc_blobstore_pb2.PutBlobResponse(digest=digest)
+
+
+class DirectoryServicer:
+    def __init__(self, directories: DirectoryService) -> None:
+        self.directories = directories
+
+    async def get(
+        self, request: rpc_directory_pb2.GetDirectoryRequest, context: Context
+    ) -> AsyncIterator[Directory]:
+        if request.WhichOneof("by_what") is None:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "invalid by_what")
+        digest = _digest(request.digest)
+        if digest is None:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "invalid digest length")
+        assert digest is not None
+        try:
+            if not request.recursive:
+                directory = await self.directories.get(digest)
+                if directory is None:
+                    await context.abort(grpc.StatusCode.NOT_FOUND, f"directory {digest} not found")
+                yield directory
+                return
+            async for directory in self.directories.get_recursive(digest):
+                yield directory
+        except CastoreError as e:
+            await context.abort(grpc.StatusCode.INTERNAL, str(e))
+
+    async def put(
+        self, requests: AsyncIterator[castore_pb2.Directory], context: Context
+    ) -> rpc_directory_pb2.PutDirectoryResponse:
+        putter = self.directories.put_multiple_start()
+        try:
+            async for message in requests:
+                await putter.put(directory_from_proto(message))
+            root = await putter.close()
+        except (DirectoryError, ClosureError, CastoreError) as e:
+            await context.abort(grpc.StatusCode.INTERNAL, str(e))
+        return rpc_directory_pb2.PutDirectoryResponse(root_digest=root)
+
+
+Handler = Callable[..., Awaitable[Any] | AsyncIterator[Any]]
+
+
+def castore_handlers(
+    blobs: BlobService, directories: DirectoryService
+) -> list[grpc.GenericRpcHandler[Any, Any]]:
+    """Generic handlers serving BlobService and DirectoryService."""
+    blob = BlobServicer(blobs)
+    dirs = DirectoryServicer(directories)
+    return [
+        grpc.method_handlers_generic_handler(
+            BLOB_SERVICE,
+            {
+                "Stat": grpc.unary_unary_rpc_method_handler(
+                    blob.stat,
+                    request_deserializer=rpc_blobstore_pb2.StatBlobRequest.FromString,
+                    response_serializer=rpc_blobstore_pb2.StatBlobResponse.SerializeToString,
+                ),
+                "Read": grpc.unary_stream_rpc_method_handler(
+                    blob.read,
+                    request_deserializer=rpc_blobstore_pb2.ReadBlobRequest.FromString,
+                    response_serializer=encode_blob_chunk,
+                ),
+                "Put": grpc.stream_unary_rpc_method_handler(
+                    blob.put,
+                    request_deserializer=rpc_blobstore_pb2.BlobChunk.FromString,
+                    response_serializer=rpc_blobstore_pb2.PutBlobResponse.SerializeToString,
+                ),
+            },
+        ),
+        grpc.method_handlers_generic_handler(
+            DIRECTORY_SERVICE,
+            {
+                "Get": grpc.unary_stream_rpc_method_handler(
+                    dirs.get,
+                    request_deserializer=rpc_directory_pb2.GetDirectoryRequest.FromString,
+                    response_serializer=Directory.encode,
+                ),
+                "Put": grpc.stream_unary_rpc_method_handler(
+                    dirs.put,
+                    request_deserializer=castore_pb2.Directory.FromString,
+                    response_serializer=rpc_directory_pb2.PutDirectoryResponse.SerializeToString,
+                ),
+            },
+        ),
+    ]

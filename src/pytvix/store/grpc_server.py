@@ -1,0 +1,105 @@
+"""gRPC servicer for PathInfoService (PROTOCOL.md §1.8)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import grpc
+
+from pytvix.castore.errors import CastoreError, DirectoryError
+from pytvix.castore.grpc_server import Context, abort_with
+from pytvix.castore.proto import node_from_proto
+from pytvix.store.path_info import PathInfo, ValidatePathInfoError
+from pytvix.store.pathinfoservice import NarCalculationService, PathInfoService
+from pytvix.store.proto import castore_pb2, path_info_from_proto, path_info_to_proto, pb, rpc_pb
+
+PATHINFO_SERVICE = "tvix.store.v1.PathInfoService"
+
+
+def encode_path_info(info: PathInfo) -> bytes:
+    return path_info_to_proto(info).SerializeToString(deterministic=True)
+
+
+class PathInfoServicer:
+    def __init__(self, path_infos: PathInfoService, nar_calculation: NarCalculationService) -> None:
+        self.path_infos = path_infos
+        self.nar_calculation = nar_calculation
+
+    async def get(self, request: rpc_pb.GetPathInfoRequest, context: Context) -> PathInfo:
+        if request.WhichOneof("by_what") is None:
+            await context.abort(grpc.StatusCode.UNIMPLEMENTED, "by_what needs to be specified")
+        if len(request.by_output_hash) != 20:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "invalid output digest length")
+        try:
+            info = await self.path_infos.get(request.by_output_hash)
+        except CastoreError as e:
+            await abort_with(context, e)
+        if info is None:
+            await context.abort(grpc.StatusCode.NOT_FOUND, "PathInfo not found")
+        return info
+
+    async def put(self, request: pb.PathInfo, context: Context) -> PathInfo:
+        try:
+            info = path_info_from_proto(request)
+        except ValidatePathInfoError as e:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"Invalid path info: {e}")
+        try:
+            return await self.path_infos.put(info)
+        except CastoreError as e:
+            await abort_with(context, e)
+
+    async def calculate_nar(
+        self, request: castore_pb2.Node, context: Context
+    ) -> rpc_pb.CalculateNARResponse:
+        try:
+            _, node = node_from_proto(request, anonymous=True)
+        except DirectoryError:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "invalid root node")
+        try:
+            size, sha256 = await self.nar_calculation.calculate_nar(node)
+        except CastoreError as e:
+            await abort_with(context, e)
+        return rpc_pb.CalculateNARResponse(nar_size=size, nar_sha256=sha256)
+
+    async def list(
+        self, request: rpc_pb.ListPathInfoRequest, context: Context
+    ) -> AsyncIterator[PathInfo]:
+        try:
+            async for info in self.path_infos.list():
+                yield info
+        except CastoreError as e:
+            await context.abort(grpc.StatusCode.INTERNAL, str(e))
+
+
+def store_handlers(
+    path_infos: PathInfoService, nar_calculation: NarCalculationService
+) -> list[grpc.GenericRpcHandler[Any, Any]]:
+    servicer = PathInfoServicer(path_infos, nar_calculation)
+    return [
+        grpc.method_handlers_generic_handler(
+            PATHINFO_SERVICE,
+            {
+                "Get": grpc.unary_unary_rpc_method_handler(
+                    servicer.get,
+                    request_deserializer=rpc_pb.GetPathInfoRequest.FromString,
+                    response_serializer=encode_path_info,
+                ),
+                "Put": grpc.unary_unary_rpc_method_handler(
+                    servicer.put,
+                    request_deserializer=pb.PathInfo.FromString,
+                    response_serializer=encode_path_info,
+                ),
+                "CalculateNAR": grpc.unary_unary_rpc_method_handler(
+                    servicer.calculate_nar,
+                    request_deserializer=castore_pb2.Node.FromString,
+                    response_serializer=rpc_pb.CalculateNARResponse.SerializeToString,
+                ),
+                "List": grpc.unary_stream_rpc_method_handler(
+                    servicer.list,
+                    request_deserializer=rpc_pb.ListPathInfoRequest.FromString,
+                    response_serializer=encode_path_info,
+                ),
+            },
+        )
+    ]
