@@ -12,8 +12,9 @@ stored once (content addressing).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
-from collections.abc import Iterator
+from collections.abc import AsyncGenerator, Iterator
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -29,7 +30,7 @@ from pytvix.castore.ingest.tree import (
 from pytvix.castore.ingest.walk import DirStart, Event, File, IngestError, Symlink, walk
 from pytvix.castore.nodes import FileNode, Node, SymlinkNode
 from pytvix.castore.scrub import Progress, no_progress
-from pytvix.castore.workers import run
+from pytvix.castore.workers import pool, run
 
 SMALL_FILE = 1 << 20
 PIECE = 4 << 20
@@ -175,15 +176,16 @@ class _Ingest:
         writer = await self.blobs.open_write()
         total = 0
         try:
-            while piece := await run(os.read, fd, PIECE):
-                total += len(piece)
-                if total > event.size:
-                    break
-                if self.observer is not None:
-                    await self._acquire(len(piece))
-                    await self.ordered.put(piece)
-                await writer.write(piece)
-                self.progress("bytes", len(piece))
+            async with contextlib.aclosing(_read_ahead(fd)) as pieces:
+                async for piece in pieces:
+                    total += len(piece)
+                    if total > event.size:
+                        break
+                    if self.observer is not None:
+                        await self._acquire(len(piece))
+                        await self.ordered.put(piece)
+                    await writer.write(piece)
+                    self.progress("bytes", len(piece))
             if total != event.size:
                 raise IngestError(f"{os.fsdecode(event.path)} changed while it was being imported")
         except BaseException:
@@ -208,7 +210,8 @@ class _Ingest:
         assert self.observer is not None
         while (item := await self.ordered.get()) is not None:
             if isinstance(item, bytes):
-                self.observer.data(item)
+                # large pieces are hashed off the loop, overlapping with storing them
+                await run(self.observer.data, item)
                 await self.budget.release(len(item))
             elif isinstance(item, asyncio.Future):
                 contents = await item
@@ -239,6 +242,19 @@ async def ingest_path(
     except BaseExceptionGroup as group:
         raise first_error(group) from None
     return root, ingest.stats
+
+
+async def _read_ahead(fd: int) -> AsyncGenerator[bytes, None]:
+    """The file's pieces, the next one being read while the current one is processed."""
+    loop = asyncio.get_running_loop()
+    pending = loop.run_in_executor(pool(), os.read, fd, PIECE)
+    try:
+        while piece := await pending:
+            pending = loop.run_in_executor(pool(), os.read, fd, PIECE)
+            yield piece
+    finally:
+        if not pending.done():
+            await asyncio.wait([pending])
 
 
 def _take(events: Iterator[Event], n: int) -> list[Event]:
