@@ -10,8 +10,10 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from pytvix.castore.composition import BLOB_SERVICES, DIRECTORY_SERVICES, from_addr
-from pytvix.store.composition import PATHINFO_SERVICES
+from pytvix.castore.composition import BLOB_SERVICES, DIRECTORY_SERVICES, Composition, from_addr
+from pytvix.nixcompat.signing import SigningKey
+from pytvix.store.composition import PATHINFO_SERVICES, STORE_KINDS, open_store_from_urls
+from pytvix.store.grpc_daemon import StoreServer
 
 Factory = Callable[[Path], AbstractAsyncContextManager[Any]]
 
@@ -58,8 +60,6 @@ PATHINFO_BACKENDS: dict[str, Factory] = {
 async def grpc_server(tmp: Path, blob: str = "memory://") -> AsyncIterator[str]:
     """An in-process gRPC server on a unix socket over memory services (the blob service
     given by URL); yields its URL."""
-    from pytvix.store.composition import open_store_from_urls
-    from pytvix.store.grpc_daemon import StoreServer
 
     services = await open_store_from_urls(blob, "memory://", "memory://")
     socket = tmp / "grpc.sock"
@@ -97,8 +97,6 @@ PATHINFO_BACKENDS["grpc"] = via_grpc(PATHINFO_SERVICES)
 
 def composed(kind: Any, config: dict[str, Any]) -> Factory:
     """The `default` instance of a composition (`{tmp}` in string values is a temp dir)."""
-    from pytvix.castore.composition import Composition
-    from pytvix.store.composition import STORE_KINDS
 
     def fill(value: Any, tmp: Path) -> Any:
         if isinstance(value, str):
@@ -162,14 +160,17 @@ PATHINFO_BACKENDS["lru"] = composed(
 
 
 def _signing(tmp: Path) -> AbstractAsyncContextManager[Any]:
-    from pytvix.nixcompat.signing import SigningKey
 
     (tmp / "secret.key").write_text(str(SigningKey.generate("contract-test-1")))
     return composed(
         PATHINFO_SERVICES,
         {
             "pathinfoservices": {
-                "default": {"type": "keyfile-signing", "inner": "inner", "keyfile": "{tmp}/secret.key"},
+                "default": {
+                    "type": "keyfile-signing",
+                    "inner": "inner",
+                    "keyfile": "{tmp}/secret.key",
+                },
                 "inner": {"type": "memory"},
             }
         },

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TypeVar
 
 import grpc
+from google.protobuf.message import DecodeError, Message
 from grpc import aio
 
 from pytvix._proto.tvix.castore.protos import castore_pb2, rpc_blobstore_pb2, rpc_directory_pb2
@@ -47,6 +48,24 @@ async def abort_with(context: Context, e: BaseException) -> NoReturn:
     raise AssertionError("unreachable")  # context.abort raises
 
 
+M = TypeVar("M", bound=Message)
+
+
+async def parse(message: type[M], data: bytes, context: Context) -> M:
+    """Decode a request; malformed bytes are INVALID_ARGUMENT (not grpc's UNKNOWN)."""
+    try:
+        return message.FromString(data)
+    except DecodeError as e:
+        await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"invalid {message.__name__}: {e}")
+
+
+async def parse_stream(
+    message: type[M], requests: AsyncIterator[bytes], context: Context
+) -> AsyncIterator[M]:
+    async for data in requests:
+        yield await parse(message, data, context)
+
+
 def _digest(raw: bytes) -> B3Digest | None:
     return B3Digest(raw) if len(raw) == B3_LEN else None
 
@@ -60,9 +79,8 @@ class BlobServicer:
     def __init__(self, blobs: BlobService) -> None:
         self.blobs = blobs
 
-    async def stat(
-        self, request: rpc_blobstore_pb2.StatBlobRequest, context: Context
-    ) -> rpc_blobstore_pb2.StatBlobResponse:
+    async def stat(self, data: bytes, context: Context) -> rpc_blobstore_pb2.StatBlobResponse:
+        request = await parse(rpc_blobstore_pb2.StatBlobRequest, data, context)
         digest = _digest(request.digest)
         if digest is None:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "invalid digest length")
@@ -79,9 +97,8 @@ class BlobServicer:
             ]
         )
 
-    async def read(
-        self, request: rpc_blobstore_pb2.ReadBlobRequest, context: Context
-    ) -> AsyncIterator[bytes]:
+    async def read(self, data: bytes, context: Context) -> AsyncIterator[bytes]:
+        request = await parse(rpc_blobstore_pb2.ReadBlobRequest, data, context)
         digest = _digest(request.digest)
         if digest is None:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "invalid digest length")
@@ -96,11 +113,11 @@ class BlobServicer:
             await abort_with(context, e)
 
     async def put(
-        self, requests: AsyncIterator[rpc_blobstore_pb2.BlobChunk], context: Context
+        self, requests: AsyncIterator[bytes], context: Context
     ) -> rpc_blobstore_pb2.PutBlobResponse:
         writer = await self.blobs.open_write()
         try:
-            async for chunk in requests:
+            async for chunk in parse_stream(rpc_blobstore_pb2.BlobChunk, requests, context):
                 await writer.write(chunk.data)
         except CastoreError as e:
             await writer.abort()
@@ -121,9 +138,8 @@ class DirectoryServicer:
     def __init__(self, directories: DirectoryService) -> None:
         self.directories = directories
 
-    async def get(
-        self, request: rpc_directory_pb2.GetDirectoryRequest, context: Context
-    ) -> AsyncIterator[Directory]:
+    async def get(self, data: bytes, context: Context) -> AsyncIterator[Directory]:
+        request = await parse(rpc_directory_pb2.GetDirectoryRequest, data, context)
         if request.WhichOneof("by_what") is None:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "invalid by_what")
         digest = _digest(request.digest)
@@ -143,11 +159,11 @@ class DirectoryServicer:
             await context.abort(grpc.StatusCode.INTERNAL, str(e))
 
     async def put(
-        self, requests: AsyncIterator[castore_pb2.Directory], context: Context
+        self, requests: AsyncIterator[bytes], context: Context
     ) -> rpc_directory_pb2.PutDirectoryResponse:
         putter = self.directories.put_multiple_start()
         try:
-            async for message in requests:
+            async for message in parse_stream(castore_pb2.Directory, requests, context):
                 await putter.put(directory_from_proto(message))
             root = await putter.close()
         except (DirectoryError, ClosureError, CastoreError) as e:
@@ -170,17 +186,14 @@ def castore_handlers(
             {
                 "Stat": grpc.unary_unary_rpc_method_handler(
                     blob.stat,
-                    request_deserializer=rpc_blobstore_pb2.StatBlobRequest.FromString,
                     response_serializer=rpc_blobstore_pb2.StatBlobResponse.SerializeToString,
                 ),
                 "Read": grpc.unary_stream_rpc_method_handler(
                     blob.read,
-                    request_deserializer=rpc_blobstore_pb2.ReadBlobRequest.FromString,
                     response_serializer=encode_blob_chunk,
                 ),
                 "Put": grpc.stream_unary_rpc_method_handler(
                     blob.put,
-                    request_deserializer=rpc_blobstore_pb2.BlobChunk.FromString,
                     response_serializer=rpc_blobstore_pb2.PutBlobResponse.SerializeToString,
                 ),
             },
@@ -190,12 +203,10 @@ def castore_handlers(
             {
                 "Get": grpc.unary_stream_rpc_method_handler(
                     dirs.get,
-                    request_deserializer=rpc_directory_pb2.GetDirectoryRequest.FromString,
                     response_serializer=Directory.encode,
                 ),
                 "Put": grpc.stream_unary_rpc_method_handler(
                     dirs.put,
-                    request_deserializer=castore_pb2.Directory.FromString,
                     response_serializer=rpc_directory_pb2.PutDirectoryResponse.SerializeToString,
                 ),
             },

@@ -8,7 +8,7 @@ from typing import Any
 import grpc
 
 from pytvix.castore.errors import CastoreError, DirectoryError
-from pytvix.castore.grpc_server import Context, abort_with
+from pytvix.castore.grpc_server import Context, abort_with, parse
 from pytvix.castore.proto import node_from_proto
 from pytvix.store.path_info import PathInfo, ValidatePathInfoError
 from pytvix.store.pathinfoservice import NarCalculationService, PathInfoService
@@ -26,7 +26,8 @@ class PathInfoServicer:
         self.path_infos = path_infos
         self.nar_calculation = nar_calculation
 
-    async def get(self, request: rpc_pb.GetPathInfoRequest, context: Context) -> PathInfo:
+    async def get(self, data: bytes, context: Context) -> PathInfo:
+        request = await parse(rpc_pb.GetPathInfoRequest, data, context)
         if request.WhichOneof("by_what") is None:
             await context.abort(grpc.StatusCode.UNIMPLEMENTED, "by_what needs to be specified")
         if len(request.by_output_hash) != 20:
@@ -39,7 +40,8 @@ class PathInfoServicer:
             await context.abort(grpc.StatusCode.NOT_FOUND, "PathInfo not found")
         return info
 
-    async def put(self, request: pb.PathInfo, context: Context) -> PathInfo:
+    async def put(self, data: bytes, context: Context) -> PathInfo:
+        request = await parse(pb.PathInfo, data, context)
         try:
             info = path_info_from_proto(request)
         except ValidatePathInfoError as e:
@@ -49,9 +51,8 @@ class PathInfoServicer:
         except CastoreError as e:
             await abort_with(context, e)
 
-    async def calculate_nar(
-        self, request: castore_pb2.Node, context: Context
-    ) -> rpc_pb.CalculateNARResponse:
+    async def calculate_nar(self, data: bytes, context: Context) -> rpc_pb.CalculateNARResponse:
+        request = await parse(castore_pb2.Node, data, context)
         try:
             _, node = node_from_proto(request, anonymous=True)
         except DirectoryError:
@@ -62,9 +63,8 @@ class PathInfoServicer:
             await abort_with(context, e)
         return rpc_pb.CalculateNARResponse(nar_size=size, nar_sha256=sha256)
 
-    async def list(
-        self, request: rpc_pb.ListPathInfoRequest, context: Context
-    ) -> AsyncIterator[PathInfo]:
+    async def list(self, data: bytes, context: Context) -> AsyncIterator[PathInfo]:
+        await parse(rpc_pb.ListPathInfoRequest, data, context)
         try:
             async for info in self.path_infos.list():
                 yield info
@@ -82,22 +82,18 @@ def store_handlers(
             {
                 "Get": grpc.unary_unary_rpc_method_handler(
                     servicer.get,
-                    request_deserializer=rpc_pb.GetPathInfoRequest.FromString,
                     response_serializer=encode_path_info,
                 ),
                 "Put": grpc.unary_unary_rpc_method_handler(
                     servicer.put,
-                    request_deserializer=pb.PathInfo.FromString,
                     response_serializer=encode_path_info,
                 ),
                 "CalculateNAR": grpc.unary_unary_rpc_method_handler(
                     servicer.calculate_nar,
-                    request_deserializer=castore_pb2.Node.FromString,
                     response_serializer=rpc_pb.CalculateNARResponse.SerializeToString,
                 ),
                 "List": grpc.unary_stream_rpc_method_handler(
                     servicer.list,
-                    request_deserializer=rpc_pb.ListPathInfoRequest.FromString,
                     response_serializer=encode_path_info,
                 ),
             },
