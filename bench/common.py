@@ -132,8 +132,8 @@ class Report:
 def fmt(value: float, unit: str) -> str:
     if math.isnan(value):
         return "-"
-    if unit == "MB/s":
-        return f"{value:.0f} MB/s"
+    if unit in ("MB/s", "MiB/s"):
+        return f"{value:.0f} {unit}"
     if unit == "/s":
         return f"{value:,.0f}/s"
     if unit == "us":

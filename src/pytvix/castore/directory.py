@@ -66,6 +66,12 @@ class Directory:
         self._encoded = None
         self._digest = None
 
+    def _adopt_encoding(self, encoded: bytes, digest: B3Digest) -> None:
+        """Cache an encoding known to be canonical: bytes whose blake3 equals a digest computed
+        from a canonical encoding are, by collision resistance, that encoding."""
+        self._encoded = encoded
+        self._digest = digest
+
     # --- reading ---
 
     def __len__(self) -> int:

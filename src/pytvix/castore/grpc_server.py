@@ -20,7 +20,11 @@ from pytvix.castore.blobservice import BlobService
 from pytvix.castore.canonical import varint
 from pytvix.castore.digests import B3_LEN, B3Digest
 from pytvix.castore.directory import Directory
-from pytvix.castore.directoryservice import ClosureError, DirectoryService
+from pytvix.castore.directoryservice import (
+    ClosureError,
+    DirectoryService,
+    EncodedClosureSource,
+)
 from pytvix.castore.errors import CastoreError, DirectoryError, InvalidRequestError, StorageError
 from pytvix.castore.proto import directory_from_proto
 
@@ -138,7 +142,7 @@ class DirectoryServicer:
     def __init__(self, directories: DirectoryService) -> None:
         self.directories = directories
 
-    async def get(self, data: bytes, context: Context) -> AsyncIterator[Directory]:
+    async def get(self, data: bytes, context: Context) -> AsyncIterator[Directory | bytes]:
         request = await parse(rpc_directory_pb2.GetDirectoryRequest, data, context)
         if request.WhichOneof("by_what") is None:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "invalid by_what")
@@ -152,6 +156,10 @@ class DirectoryServicer:
                 if directory is None:
                     await context.abort(grpc.StatusCode.NOT_FOUND, f"directory {digest} not found")
                 yield directory
+                return
+            if isinstance(self.directories, EncodedClosureSource):
+                async for encoded in self.directories.get_recursive_encoded(digest):
+                    yield encoded
                 return
             async for directory in self.directories.get_recursive(digest):
                 yield directory
@@ -169,6 +177,10 @@ class DirectoryServicer:
         except (DirectoryError, ClosureError, CastoreError) as e:
             await context.abort(grpc.StatusCode.INTERNAL, str(e))
         return rpc_directory_pb2.PutDirectoryResponse(root_digest=root)
+
+
+def _encode_directory(directory: Directory | bytes) -> bytes:
+    return directory if isinstance(directory, bytes) else directory.encode()
 
 
 Handler = Callable[..., Awaitable[Any] | AsyncIterator[Any]]
@@ -203,7 +215,7 @@ def castore_handlers(
             {
                 "Get": grpc.unary_stream_rpc_method_handler(
                     dirs.get,
-                    response_serializer=Directory.encode,
+                    response_serializer=_encode_directory,
                 ),
                 "Put": grpc.stream_unary_rpc_method_handler(
                     dirs.put,

@@ -7,8 +7,10 @@ entry; conversion *to* proto is canonical (the same bytes as `Directory.encode()
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Protocol
+
+import blake3
 
 from pytvix._proto.tvix.castore.protos import castore_pb2 as pb
 from pytvix.castore.digests import B3Digest
@@ -27,7 +29,9 @@ from pytvix.castore.nodes import U64_MAX, DirectoryNode, FileNode, Node, Symlink
 from pytvix.castore.path import PathComponent, name_problem
 
 __all__ = [
+    "child_directory_digests",
     "decode_directory",
+    "decode_expected_directory",
     "decode_node",
     "directory_from_proto",
     "directory_to_proto",
@@ -99,6 +103,27 @@ def decode_directory(data: bytes) -> Directory:
     except Exception as e:  # upb raises DecodeError; never let parser internals escape
         raise DirectoryError(f"not a valid Directory message: {e}") from e
     return directory_from_proto(msg)
+
+
+def decode_expected_directory(
+    data: bytes, is_expected: Callable[[B3Digest], bool]
+) -> tuple[B3Digest, Directory | None]:
+    """Hash received bytes first; only if `is_expected(digest)` (a digest the caller knows to be
+    canonical: requested, or referenced by a verified parent) are they parsed and validated.
+    Returns (digest, directory or None). The directory keeps the received bytes as its encoding,
+    so nothing is re-encoded: bytes hashing to a canonical digest are that canonical encoding."""
+    digest = B3Digest(blake3.blake3(data).digest())
+    if not is_expected(digest):
+        return digest, None
+    directory = decode_directory(data)
+    directory._adopt_encoding(data, digest)
+    return digest, directory
+
+
+def child_directory_digests(data: bytes) -> list[bytes]:
+    """The digests of the subdirectories a (verified, canonical) encoded Directory refers
+    to, in name order, without building domain objects."""
+    return [d.digest for d in pb.Directory.FromString(data).directories]
 
 
 def directory_to_proto(directory: Directory) -> pb.Directory:

@@ -23,6 +23,7 @@ from pytvix.castore.digests import B3Digest
 from pytvix.castore.errors import InvalidDigestLen, StorageError
 from pytvix.castore.grpc_client import GrpcTarget, method, rpc_error
 from pytvix.castore.grpc_server import encode_blob_chunk
+from pytvix.castore.workers import run
 
 SERVICE = "/tvix.castore.v1.BlobService/"
 PIECE = 1 << 20
@@ -92,7 +93,8 @@ class GrpcBlobService(BlobService):
         if chunks is None:
             return None
         if len(chunks) > 1:
-            return ChunkedBlobReader(chunks, self._fetch_chunk)
+            source = _StreamedChunks(self, digest, chunks)
+            return ChunkedBlobReader(chunks, source.fetch)
         return await receive_blob(self._stream(digest), digest, self.url)
 
     async def _fetch_chunk(self, chunk: ChunkMeta) -> bytes:
@@ -110,6 +112,48 @@ class GrpcBlobService(BlobService):
         await self._channel.close(None)
 
 
+class _StreamedChunks:
+    """Chunks of one blob for a ChunkedBlobReader. While the chunks are asked for in order
+    (sequential reading, read-ahead included) they are cut from a single Read stream of the
+    whole blob, each verified against its digest before use; after any jump, each chunk is
+    read on its own. One stream instead of a call per chunk is what makes sequential reads
+    fast."""
+
+    def __init__(self, service: GrpcBlobService, digest: B3Digest, chunks: list[ChunkMeta]):
+        self._service = service
+        self._digest = digest
+        self._chunks = chunks
+        self._next = 0  # index of the chunk the stream delivers next
+        self._stream: AsyncIterator[bytes] | None = None
+        self._buffer = bytearray()
+        self._lock = asyncio.Lock()
+
+    async def fetch(self, chunk: ChunkMeta) -> bytes:
+        async with self._lock:
+            if self._next < len(self._chunks) and self._chunks[self._next] is chunk:
+                return await self._from_stream(chunk)
+            self._next = len(self._chunks)  # out of order: stop using the stream
+            self._stream = None
+        return await self._service._fetch_chunk(chunk)
+
+    async def _from_stream(self, chunk: ChunkMeta) -> bytes:
+        if self._stream is None:
+            self._stream = self._service._stream(self._digest)
+        while len(self._buffer) < chunk.size:
+            piece = await anext(self._stream, None)
+            if piece is None:
+                raise StorageError(f"{self._service.url}: blob {self._digest} ended early")
+            self._buffer += piece
+        data = bytes(self._buffer[: chunk.size])
+        del self._buffer[: chunk.size]
+        if blake3.blake3(data).digest() != chunk.digest:
+            raise StorageError(
+                f"{self._service.url} sent corrupt data for chunk {chunk.digest} of {self._digest}"
+            )
+        self._next += 1
+        return data
+
+
 class _GrpcBlobWriter(BlobWriter):
     """Streams the blob while it is written; nothing is stored unless close() succeeds."""
 
@@ -117,6 +161,7 @@ class _GrpcBlobWriter(BlobWriter):
         self._url = url
         self._queue: asyncio.Queue[bytes | None] = asyncio.Queue(QUEUE_PIECES)
         self._hasher = blake3.blake3()
+        self._hashing: asyncio.Future[Any] | None = None
         self._call = put(self._requests())
         self._response: asyncio.Future[pb.PutBlobResponse] = asyncio.ensure_future(self._call)
         self._response.add_done_callback(_retrieve)
@@ -132,7 +177,10 @@ class _GrpcBlobWriter(BlobWriter):
         view = memoryview(data)
         for start in range(0, len(view), PIECE):
             piece = bytes(view[start : start + PIECE])
-            self._hasher.update(piece)
+            # hash off the loop (blake3 releases the GIL) while the previous piece is sent
+            if self._hashing is not None:
+                await self._hashing
+            self._hashing = asyncio.ensure_future(run(self._hasher.update, piece))
             await self._put_piece(piece)
         return len(view)
 
@@ -165,6 +213,8 @@ class _GrpcBlobWriter(BlobWriter):
     async def close(self) -> B3Digest:
         if self._digest is None:
             await self._put_piece(None)
+            if self._hashing is not None:
+                await self._hashing
             digest = await self._result()
             expected = B3Digest(self._hasher.digest())
             if digest != expected:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from typing import Protocol, runtime_checkable
 
 from pytvix.castore.digests import B3Digest
 from pytvix.castore.directory import Directory
@@ -25,6 +26,7 @@ __all__ = [
     "ClosureStore",
     "DirectoryPutter",
     "DirectoryService",
+    "EncodedClosureSource",
     "ValidatingPutter",
     "put_closure",
 ]
@@ -86,6 +88,14 @@ class ValidatingPutter(DirectoryPutter):
             await self._persist(closure)
             self._root = closure[-1].digest()
         return self._root
+
+
+@runtime_checkable
+class EncodedClosureSource(Protocol):
+    """A backend that can stream a closure as verified canonical bytes (root first, each
+    directory once), so a server can send them without decoding and re-encoding."""
+
+    def get_recursive_encoded(self, root: B3Digest) -> AsyncIterator[bytes]: ...
 
 
 class ClosureStore(DirectoryService):

@@ -2,23 +2,19 @@
 
 from __future__ import annotations
 
-import blake3
-
 from pytvix.castore.digests import B3Digest
 from pytvix.castore.directory import Directory
 from pytvix.castore.errors import DirectoryError, StorageError
-from pytvix.castore.proto import decode_directory
+from pytvix.castore.proto import decode_expected_directory
 
 
 def decode_verified(expected: B3Digest, data: bytes) -> Directory:
     """Decode stored canonical bytes, checking blake3(data) == expected and re-validating.
     Corruption raises StorageError; never returns a directory with another digest."""
-    actual = blake3.blake3(data).digest()
-    if actual != expected:
-        raise StorageError(
-            f"directory {expected} is corrupt: stored bytes hash to {B3Digest(actual)}"
-        )
     try:
-        return decode_directory(data)
+        actual, directory = decode_expected_directory(data, expected.__eq__)
     except DirectoryError as e:
         raise StorageError(f"directory {expected} is stored but invalid: {e}") from e
+    if directory is None:
+        raise StorageError(f"directory {expected} is corrupt: stored bytes hash to {actual}")
+    return directory

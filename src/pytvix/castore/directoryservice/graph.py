@@ -94,6 +94,12 @@ class RootToLeavesValidator:
         self._expected: dict[B3Digest, tuple[bytes, int]] = {}
         self._received: dict[B3Digest, Directory] = {}
 
+    def expects(self, digest: B3Digest) -> bool:
+        """Whether a directory with this digest may come next."""
+        if not self._received:
+            return digest == self._root
+        return digest in self._expected and digest not in self._received
+
     def add(self, directory: Directory) -> None:
         """Accept the next received directory, or raise ClosureError."""
         digest = directory.digest()

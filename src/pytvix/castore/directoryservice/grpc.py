@@ -6,7 +6,7 @@ and validated here too, so mistakes surface before the round trip."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,7 +25,7 @@ from pytvix.castore.directoryservice.graph import (
 )
 from pytvix.castore.errors import DirectoryError, InvalidDigestLen, StorageError
 from pytvix.castore.grpc_client import GrpcTarget, method, rpc_error
-from pytvix.castore.proto import decode_directory
+from pytvix.castore.proto import decode_expected_directory
 
 SERVICE = "/tvix.castore.v1.DirectoryService/"
 
@@ -45,21 +45,23 @@ class GrpcDirectoryService(DirectoryService):
             pb.PutDirectoryResponse.FromString,
         )
 
-    def _decode(self, data: bytes) -> Directory:
+    def _decode(self, data: bytes, is_expected: Callable[[B3Digest], bool]) -> Directory:
+        """Parse received bytes if they hash to an expected digest; else explain."""
         try:
-            return decode_directory(data)
+            digest, directory = decode_expected_directory(data, is_expected)
+            if directory is None:
+                raise ClosureError(f"{self.url} sent directory {digest}, which was not expected")
+            return directory
         except DirectoryError as e:
             raise StorageError(f"{self.url} sent an invalid directory: {e}") from e
 
     async def get(self, digest: B3Digest) -> Directory | None:
         try:
             async for data in self._get(pb.GetDirectoryRequest(digest=digest, recursive=False)):
-                directory = self._decode(data)
-                if directory.digest() != digest:
-                    raise StorageError(
-                        f"{self.url} answered directory {directory.digest()} for {digest}"
-                    )
-                return directory
+                try:
+                    return self._decode(data, digest.__eq__)
+                except ClosureError as e:
+                    raise StorageError(f"{e} (asked for {digest})") from e
         except aio.AioRpcError as e:
             if e.code() == grpc.StatusCode.NOT_FOUND:
                 return None
@@ -71,7 +73,7 @@ class GrpcDirectoryService(DirectoryService):
         received = False
         try:
             async for data in self._get(pb.GetDirectoryRequest(digest=root, recursive=True)):
-                directory = self._decode(data)
+                directory = self._decode(data, validator.expects)
                 validator.add(directory)
                 received = True
                 yield directory

@@ -9,6 +9,8 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import blake3
+
 from pytvix.castore.composition import Composition, ServiceConfig, ServiceUrl
 from pytvix.castore.digests import B3Digest
 from pytvix.castore.directory import Directory
@@ -17,6 +19,7 @@ from pytvix.castore.directoryservice.codec import decode_verified
 from pytvix.castore.errors import StorageError
 from pytvix.castore.lmdb_env import LmdbEnv, lmdb_path_from_table, lmdb_path_from_url
 from pytvix.castore.path import PathComponent
+from pytvix.castore.proto import child_directory_digests, decode_directory
 from pytvix.castore.scrub import Progress, ScrubReport
 from pytvix.castore.workers import run
 
@@ -46,30 +49,40 @@ class LmdbDirectoryService(ClosureStore):
         await run(self.env.write, write)
 
     async def get_recursive(self, root: B3Digest) -> AsyncIterator[Directory]:
-        queue: deque[B3Digest] = deque([root])
-        queued = {root}
+        async for data in self.get_recursive_encoded(root):
+            directory = decode_directory(data)
+            directory._adopt_encoding(data, B3Digest.of(data))  # verified in the batch read
+            yield directory
+
+    async def get_recursive_encoded(self, root: B3Digest) -> AsyncIterator[bytes]:
+        """The closure as verified canonical bytes, breadth first, each directory once."""
+        queue: deque[bytes] = deque([root])
+        queued: set[bytes] = {root}
         while queue:
             batch = self.env.read(lambda txn: self._bfs_batch(txn, queue, queued, root))
-            for directory in batch:
-                yield directory
+            for data in batch:
+                yield data
 
     def _bfs_batch(
-        self, txn: Any, queue: deque[B3Digest], queued: set[B3Digest], root: B3Digest
-    ) -> list[Directory]:
-        out: list[Directory] = []
+        self, txn: Any, queue: deque[bytes], queued: set[bytes], root: B3Digest
+    ) -> list[bytes]:
+        out: list[bytes] = []
         while queue and len(out) < RECURSIVE_BATCH:
             digest = queue.popleft()
             data = txn.get(digest, db=self._db)
             if data is None:
                 if digest == root:
                     return out
-                raise StorageError(f"directory {digest} does not exist (referenced below {root})")
-            directory = decode_verified(digest, data)
-            for _, node in directory.directories():
-                if node.digest not in queued:
-                    queued.add(node.digest)
-                    queue.append(node.digest)
-            out.append(directory)
+                raise StorageError(
+                    f"directory {B3Digest(digest)} does not exist (referenced below {root})"
+                )
+            if blake3.blake3(data).digest() != digest:
+                raise StorageError(f"directory {B3Digest(digest)} is corrupt")
+            for child in child_directory_digests(data):
+                if child not in queued:
+                    queued.add(child)
+                    queue.append(child)
+            out.append(data)
         return out
 
     # --- maintenance -----------------------------------------------------------------------
