@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import Any
 
 import click
 
+from pytvix.castore.fs.filesystem import CastoreFs
+from pytvix.castore.fs.mount import run_mount
 from pytvix.castore.scrub import Describable, ScrubReport
 from pytvix.cli.app import cli
 from pytvix.cli.common import (
     ServiceAddrs,
-    not_yet_available,
     run_async,
     service_options,
     with_store,
@@ -19,6 +21,7 @@ from pytvix.cli.common import (
 from pytvix.cli.progress import human_bytes, progress_display
 from pytvix.store.composition import StoreServices
 from pytvix.store.defaults import store_home
+from pytvix.store.fs import StorePathRoots
 from pytvix.store.grpc_daemon import ListenAddressError, serve_until_signalled
 from pytvix.store.verify import verify_store
 
@@ -59,14 +62,54 @@ def daemon(listen_address: str, shutdown_grace: float, **options: Any) -> None:
 
 @cli.command()
 @service_options
-@click.option("--threads", type=int, envvar="THREADS", help="Worker threads.")
-@click.option("--allow-other", is_flag=True, envvar="ALLOW_OTHER", help="Allow other users.")
-@click.option("-l", "--list-root", is_flag=True, help="Allow listing the root directory.")
-@click.option("--show-xattr", is_flag=True, default=True, help="Expose blake3 digests as xattrs.")
-@click.argument("mountpoint", type=click.Path(file_okay=False))
-def mount(**_: Any) -> None:
-    """Mount the store read-only with FUSE; content is fetched lazily."""
-    not_yet_available("tvix-store mount")
+@click.option(
+    "--threads",
+    type=click.IntRange(min=1),
+    envvar="THREADS",
+    default=lambda: os.cpu_count() or 4,
+    show_default="CPU count",
+    help="FUSE requests handled concurrently.",
+)
+@click.option(
+    "--allow-other", is_flag=True, envvar="ALLOW_OTHER", help="Let other users use the mount."
+)
+@click.option("-l", "--list-root", is_flag=True, help="Allow listing the root (all store paths).")
+@click.option(
+    "--show-xattr/--no-show-xattr",
+    default=True,
+    show_default=True,
+    help="Expose digests as user.tvix.castore.{directory,blob}.digest xattrs.",
+)
+@click.argument("mountpoint", type=click.Path(file_okay=False, exists=True))
+def mount(
+    mountpoint: str,
+    threads: int,
+    allow_other: bool,
+    list_root: bool,
+    show_xattr: bool,
+    **options: Any,
+) -> None:
+    """Mount the store read-only at MOUNTPOINT with FUSE; content is fetched lazily.
+
+    The root contains store paths (/nix/store basenames), found by lookup; listing it needs
+    --list-root. Runs in the foreground until SIGINT/SIGTERM or `fusermount3 -u MOUNTPOINT`.
+    """
+    addrs = ServiceAddrs.from_options(options)
+
+    async def main(services: StoreServices) -> None:
+        fs = CastoreFs(
+            StorePathRoots(services.path_info),
+            services.blob,
+            services.directory,
+            list_root=list_root,
+            show_xattr=show_xattr,
+        )
+        try:
+            await run_mount(fs, mountpoint, allow_other=allow_other, threads=threads)
+        except RuntimeError as e:
+            raise click.ClickException(f"cannot mount {mountpoint}: {e}") from e
+
+    run_async(lambda: with_store(addrs, main))
 
 
 @cli.command()
