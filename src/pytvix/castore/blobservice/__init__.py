@@ -59,6 +59,17 @@ class BlobReader(ABC):
     @abstractmethod
     def tell(self) -> int: ...
 
+    async def read_at(self, offset: int, n: int) -> bytes:
+        """Up to `n` bytes at `offset`, independent of (and not moving) the position.
+        Readers that can serve concurrent positional reads override this; the default
+        seeks, reads and restores the position, so callers must not interleave it."""
+        position = self.tell()
+        await self.seek(offset)
+        try:
+            return await self.read(n)
+        finally:
+            await self.seek(position)
+
     async def close(self) -> None:  # noqa: B027 - optional hook, most readers hold nothing
         """Release resources; the reader is unusable afterwards."""
 
@@ -125,6 +136,9 @@ class BytesBlobReader(BlobReader):
 
     def tell(self) -> int:
         return self._pos
+
+    async def read_at(self, offset: int, n: int) -> bytes:
+        return self._data[offset : offset + max(n, 0)]
 
 
 class BlobWriter(ABC):

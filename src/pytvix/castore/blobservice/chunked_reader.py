@@ -1,7 +1,9 @@
 """A seekable reader over a blob stored as a list of chunks.
 
-Only the chunks a read touches are fetched. Sequential reads prefetch the next few chunks in
-the background, so fetching (I/O, decompression, verification) overlaps with the consumer.
+Only the chunks a read touches are fetched. Reads that continue where the previous one ended
+prefetch the next few chunks in the background, so fetching (I/O, decompression,
+verification) overlaps with the consumer. `read_at` serves concurrent positional reads (as
+the kernel issues for one open file through FUSE) without serializing them.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import bisect
 import os
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
 from itertools import accumulate
 
@@ -16,7 +19,7 @@ from pytvix.castore.blobservice import BlobReader, ChunkMeta
 
 FetchChunk = Callable[[ChunkMeta], Awaitable[bytes]]
 
-DEFAULT_READAHEAD = 4
+DEFAULT_READAHEAD = 8
 
 
 class ChunkedBlobReader(BlobReader):
@@ -32,8 +35,9 @@ class ChunkedBlobReader(BlobReader):
         self._readahead = readahead
         self.size = self._ends[-1] if self._ends else 0
         self._pos = 0
-        self._pending: dict[int, asyncio.Task[bytes]] = {}
-        self._last_index = -1
+        # chunk index -> fetch (done or in flight), least recently used first
+        self._cache: OrderedDict[int, asyncio.Task[bytes]] = OrderedDict()
+        self._expected_next = 0  # where a sequential reader would read next
 
     def tell(self) -> int:
         return self._pos
@@ -43,43 +47,48 @@ class ChunkedBlobReader(BlobReader):
         return self._pos
 
     async def read(self, n: int = -1) -> bytes:
-        end = self.size if n < 0 else min(self.size, self._pos + n)
-        parts: list[bytes] = []
-        while self._pos < end:
-            index = bisect.bisect_right(self._ends, self._pos)
-            data = await self._chunk(index)
+        data = await self.read_at(self._pos, self.size - self._pos if n < 0 else n)
+        self._pos += len(data)
+        return data
+
+    async def read_at(self, offset: int, n: int) -> bytes:
+        end = min(self.size, offset + max(n, 0))
+        if offset >= end:
+            return b""
+        first = bisect.bisect_right(self._ends, offset)
+        last = bisect.bisect_right(self._ends, end - 1)
+        # sequential readers keep `readahead` chunks in flight beyond what they asked for
+        horizon = last + (self._readahead if offset == self._expected_next else 0)
+        horizon = min(horizon, len(self._chunks) - 1)
+        self._expected_next = end
+        parts = []
+        for index in range(first, last + 1):
+            for ahead in range(index, min(index + self._readahead, horizon) + 1):
+                self._task(ahead)
+            data = await asyncio.shield(self._task(index))
             start = self._ends[index] - self._chunks[index].size
-            lo = self._pos - start
-            hi = min(len(data), end - start)
+            lo = max(offset, start) - start
+            hi = min(end, self._ends[index]) - start
             parts.append(data if lo == 0 and hi == len(data) else data[lo:hi])
-            self._pos = start + hi
         return parts[0] if len(parts) == 1 else b"".join(parts)
 
-    async def _chunk(self, index: int) -> bytes:
-        sequential = index == self._last_index + 1 or index == self._last_index
-        task = self._pending.get(index)
-        if task is None:
-            task = self._start(index)
-        # drop prefetched chunks we moved away from, then prefetch ahead when sequential
-        for other in [i for i in self._pending if i < index - 1 or i > index + self._readahead]:
-            self._pending.pop(other).cancel()
-        if sequential:
-            for ahead in range(index + 1, min(index + 1 + self._readahead, len(self._chunks))):
-                if ahead not in self._pending:
-                    self._start(ahead)
-        self._last_index = index
-        return await asyncio.shield(task)
-
-    def _start(self, index: int) -> asyncio.Task[bytes]:
+    def _task(self, index: int) -> asyncio.Task[bytes]:
+        task = self._cache.get(index)
+        if task is not None:
+            self._cache.move_to_end(index)
+            return task
         task = asyncio.ensure_future(self._fetch(self._chunks[index]))
         task.add_done_callback(_consume_exception)
-        self._pending[index] = task
+        self._cache[index] = task
+        while len(self._cache) > 2 * self._readahead + 4:
+            # forget the least recently used; a read still waiting on it keeps it alive
+            self._cache.popitem(last=False)
         return task
 
     async def close(self) -> None:
-        for task in self._pending.values():
+        for task in self._cache.values():
             task.cancel()
-        self._pending.clear()
+        self._cache.clear()
 
 
 def _consume_exception(task: asyncio.Task[bytes]) -> None:

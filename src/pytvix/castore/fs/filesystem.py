@@ -19,7 +19,8 @@ from typing import Any, NoReturn
 
 import pyfuse3
 
-from pytvix.castore.blobservice import BlobReader, BlobService
+from pytvix.castore.blobservice import BlobReader, BlobService, BytesBlobReader
+from pytvix.castore.blobservice.chunked_reader import ChunkedBlobReader
 from pytvix.castore.directoryservice import DirectoryService
 from pytvix.castore.errors import CastoreError
 from pytvix.castore.fs.inodes import ROOT_INODE, InodeData, InodeTracker
@@ -44,8 +45,13 @@ class _OpenFile:
     inode: int
     node: FileNode
     reader: BlobReader | None = None
-    # the kernel issues concurrent reads on one handle; seek+read must not interleave
+    # the kernel issues concurrent reads on one handle
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    @property
+    def positional(self) -> bool:
+        """Whether the reader serves concurrent read_at calls itself."""
+        return isinstance(self.reader, ChunkedBlobReader | BytesBlobReader)
 
 
 @dataclass
@@ -255,13 +261,16 @@ class CastoreFs(pyfuse3.Operations):
             return b""
         data = self.inodes.get(opened.inode)
         try:
-            async with opened.lock:
-                if opened.reader is None:
-                    opened.reader = await self.blobs.open_read(opened.node.digest)
+            if opened.reader is None:
+                async with opened.lock:  # one open_read per handle
                     if opened.reader is None:
-                        self._eio(data, "blob missing", LookupError(str(opened.node.digest)))
-                await opened.reader.seek(off)
-                return await opened.reader.read(min(size, opened.node.size - off))
+                        opened.reader = await self.blobs.open_read(opened.node.digest)
+                        if opened.reader is None:
+                            self._eio(data, "blob missing", LookupError(str(opened.node.digest)))
+            if opened.positional:
+                return await opened.reader.read_at(off, min(size, opened.node.size - off))
+            async with opened.lock:  # readers without positional reads: no interleaving
+                return await opened.reader.read_at(off, min(size, opened.node.size - off))
         except CastoreError as e:
             self._eio(data, f"reading blob {opened.node.digest}", e)
 

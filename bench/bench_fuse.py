@@ -1,0 +1,123 @@
+"""FUSE benchmarks (issue: FUSE mount). Each run mounts afresh (no warm in-process caches)
+and drops the page cache first; the peer is the same operation on the original files.
+
+- sequential read of a 1 GiB file (dd bs=1M)
+- cat of 20k small files (one `cat` per 1000 files, via xargs)
+- find and ls -lR over a 100k-entry tree
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from bench.common import ROOT, RUNS, Report, Row, drop_caches, random_file, scratch_dir
+
+DATA = Path("/var/tmp/pytvix-bench-data")
+GIB = 1 << 30
+
+
+def tree_of(name: str, dirs: int, files: int, max_size: int) -> Path:
+    target = DATA / name
+    if not target.exists():
+        tmp = DATA / f"{name}.tmp"
+        shutil.rmtree(tmp, ignore_errors=True)
+        rng = random.Random(name)
+        for d in range(dirs):
+            sub = tmp / f"dir{d:04}"
+            sub.mkdir(parents=True)
+            for f in range(files):
+                (sub / f"f{f:04}").write_bytes(rng.randbytes(rng.randint(1, max_size)))
+        tmp.rename(target)
+    return target
+
+
+def tvix(home: Path, *args: str) -> str:
+    env = {**os.environ, "TVIX_STORE_HOME": str(home)}
+    out = subprocess.run(
+        [sys.executable, "-m", "pytvix", *args], env=env, cwd=ROOT, check=True,
+        capture_output=True, text=True,
+    )
+    return out.stdout.strip()
+
+
+class Mount:
+    def __init__(self, home: Path, mountpoint: Path) -> None:
+        mountpoint.mkdir(parents=True, exist_ok=True)
+        env = {**os.environ, "TVIX_STORE_HOME": str(home)}
+        self.mountpoint = mountpoint
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "pytvix", "mount", str(mountpoint)], env=env, cwd=ROOT,
+            stderr=subprocess.DEVNULL,
+        )
+        while not os.path.ismount(mountpoint):
+            time.sleep(0.05)
+
+    def __enter__(self) -> Path:
+        return self.mountpoint
+
+    def __exit__(self, *exc: object) -> None:
+        self.proc.send_signal(signal.SIGTERM)
+        self.proc.wait()
+
+
+def timed_shell(command: str) -> float:
+    start = time.perf_counter()
+    subprocess.run(command, shell=True, check=True, stdout=subprocess.DEVNULL)
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    DATA.mkdir(parents=True, exist_ok=True)
+    big = random_file(DATA / "random-1g.bin", GIB)
+    big_dir = DATA / "bigfile"
+    big_dir.mkdir(exist_ok=True)
+    if not (big_dir / "random-1g.bin").exists():
+        os.link(big, big_dir / "random-1g.bin")
+    small = tree_of("small20k", 40, 500, 8192)
+    many = tree_of("entries100k", 200, 500, 64)
+    scratch = scratch_dir("fuse")
+    home = scratch / "home"
+    paths = {name: tvix(home, "import", str(tree)).removeprefix("/nix/store/")
+             for name, tree in (("big", big_dir), ("small", small), ("many", many))}
+    report = Report("FUSE mount", "same operation on the original files")
+    seq_warm = report.add(Row("sequential read 1 GiB, store files cached", unit="MB/s",
+                              higher_is_better=True))
+    seq = report.add(Row("sequential read 1 GiB, cache dropped", unit="MB/s",
+                         higher_is_better=True, target=">= 1000 MB/s"))
+    cat = report.add(Row("cat 20k small files", unit="/s", higher_is_better=True,
+                         target=">= 10k files/s"))
+    find = report.add(Row("find, 100k entries", unit="/s", higher_is_better=True,
+                          target=">= 50k entries/s"))
+    lslr = report.add(Row("ls -lR, 100k entries", unit="/s", higher_is_better=True,
+                          target=">= 50k entries/s"))
+    entries = sum(len(files) + len(dirs) for _, dirs, files in os.walk(many))
+    try:
+        for _ in range(RUNS):
+            for row, tree, key, command, count in (
+                (seq, big_dir, "big", "dd if={}/random-1g.bin of=/dev/null bs=1M", GIB / 1e6),
+                (cat, small, "small", "find {} -type f -print0 | xargs -0 -n 1000 cat", 20_000),
+                (find, many, "many", "find {}", entries),
+                (lslr, many, "many", "ls -lR {}", entries),
+            ):
+                drop_caches()
+                row.peer.append(count / timed_shell(command.format(tree)))
+                with Mount(home, scratch / "mnt") as mnt:
+                    drop_caches()
+                    row.ours.append(count / timed_shell(command.format(mnt / paths[key])))
+                    if row is seq:  # again, the store's chunk files now in the page cache
+                        subprocess.run(["sh", "-c", f"echo 1 > /proc/sys/vm/drop_caches"])
+                        seq_warm.ours.append(count / timed_shell(command.format(mnt / paths[key])))
+    finally:
+        report.print()
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
