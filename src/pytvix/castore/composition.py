@@ -25,7 +25,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Generic, Self, TypeVar
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import unquote, urlsplit
 
 T = TypeVar("T")
 
@@ -67,7 +67,7 @@ class ServiceUrl:
             host=parts.hostname or "",
             port=port,
             path=parts.path,
-            query=tuple(parse_qsl(parts.query, keep_blank_values=True)),
+            query=_query_pairs(parts.query),
         )
 
     @property
@@ -99,6 +99,17 @@ class ServiceUrl:
         if self.netloc or self.path:
             raise ConfigError(f"{self.raw}: memory URLs take no host or path (use memory://)")
         self.reject_query()
+
+
+def _query_pairs(query: str) -> tuple[tuple[str, str], ...]:
+    """Percent-decoded `key=value` pairs. Unlike form decoding, `+` stays `+`: values such as
+    base64 public keys contain it (separate several values with %20 or repeat the key)."""
+    pairs = []
+    for item in query.split("&"):
+        if item:
+            key, _, value = item.partition("=")
+            pairs.append((unquote(key), unquote(value)))
+    return tuple(pairs)
 
 
 # --- configs ---------------------------------------------------------------------------------

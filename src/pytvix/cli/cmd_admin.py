@@ -18,11 +18,14 @@ from pytvix.cli.common import (
     service_options,
     with_store,
 )
+from pytvix.cli.narbridge import bridge_config, bridge_options
 from pytvix.cli.progress import human_bytes, progress_display
+from pytvix.narbridge.server import start_bridge
 from pytvix.store.composition import StoreServices
 from pytvix.store.defaults import store_home
 from pytvix.store.fs import StorePathRoots
-from pytvix.store.grpc_daemon import ListenAddressError, serve_until_signalled
+from pytvix.store.grpc_daemon import serve_until_signalled
+from pytvix.store.listen import ListenAddressError
 from pytvix.store.verify import verify_store
 
 
@@ -43,19 +46,36 @@ from pytvix.store.verify import verify_store
     show_default=True,
     help="Seconds in-flight calls may take to finish after SIGINT/SIGTERM.",
 )
-def daemon(listen_address: str, shutdown_grace: float, **options: Any) -> None:
+@click.option(
+    "--nar-bridge-listen",
+    metavar="ADDR",
+    envvar="NAR_BRIDGE_LISTEN",
+    help="Also serve nar-bridge (the HTTP binary cache) on this address.",
+)
+@bridge_options
+def daemon(
+    listen_address: str, shutdown_grace: float, nar_bridge_listen: str | None, **options: Any
+) -> None:
     """Serve the BlobService, DirectoryService and PathInfoService over gRPC.
 
-    Also serves grpc.health.v1 and server reflection. Stops gracefully on SIGINT or SIGTERM:
-    no new calls are accepted, in-flight calls finish, a unix socket file is removed.
+    Also serves grpc.health.v1 and server reflection, and with --nar-bridge-listen the HTTP
+    binary cache from the same process. Stops gracefully on SIGINT or SIGTERM: no new calls
+    are accepted, in-flight calls finish, a unix socket file is removed.
     """
+    config = bridge_config(options)
     addrs = ServiceAddrs.from_options(options)
 
     async def main(services: StoreServices) -> None:
+        runner = None
         try:
+            if nar_bridge_listen is not None:
+                runner = await start_bridge(services, config, nar_bridge_listen)
             await serve_until_signalled(services, listen_address, shutdown_grace)
         except ListenAddressError as e:
             raise click.ClickException(str(e)) from e
+        finally:
+            if runner is not None:
+                await runner.cleanup()
 
     run_async(lambda: with_store(addrs, main))
 

@@ -23,10 +23,6 @@ R = TypeVar("R")
 LOG_LEVELS = ["ERROR", "WARN", "WARNING", "INFO", "DEBUG", "TRACE"]
 
 
-def not_yet_available(command: str) -> None:
-    raise click.ClickException(f"`{command}` is not yet available in this version of pytvix")
-
-
 def service_options(f: F) -> F:
     """The three service addresses and the composition file, each with upstream's env var."""
     options = [

@@ -29,6 +29,7 @@ PATHINFO_SERVICES: ServiceKind[Any] = ServiceKind(
         "cache": "pytvix.store.pathinfoservice.cache:CachePathInfoServiceConfig",
         "lru": "pytvix.store.pathinfoservice.lru:LruPathInfoServiceConfig",
         "keyfile-signing": "pytvix.store.pathinfoservice.signing:SigningPathInfoServiceConfig",
+        "nix": "pytvix.store.pathinfoservice.nix_http:NixHttpPathInfoServiceConfig",
     },
     unsupported={"redb": NO_REDB},
 )

@@ -8,9 +8,6 @@ import contextlib
 import logging
 import os
 import signal
-import socket
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import grpc
@@ -23,6 +20,7 @@ from grpc_reflection.v1alpha._async import ReflectionServicer
 from pytvix.castore.grpc_server import BLOB_SERVICE, DIRECTORY_SERVICE, castore_handlers
 from pytvix.store.composition import StoreServices
 from pytvix.store.grpc_server import PATHINFO_SERVICE, store_handlers
+from pytvix.store.listen import ListenAddress, ListenAddressError, remove_stale_socket
 from pytvix.store.nar.render import SimpleRenderer
 
 log = logging.getLogger(__name__)
@@ -39,52 +37,6 @@ SERVER_OPTIONS = [
 ]
 SERVICES = (BLOB_SERVICE, DIRECTORY_SERVICE, PATHINFO_SERVICE)
 REFLECTION_V1 = "grpc.reflection.v1.ServerReflection"
-
-
-class ListenAddressError(ValueError):
-    pass
-
-
-@dataclass(frozen=True)
-class ListenAddress:
-    """Where to listen: a TCP `host:port` or a unix socket path."""
-
-    target: str  # what grpc binds to
-    unix_path: Path | None = None
-
-    @classmethod
-    def parse(cls, text: str) -> ListenAddress:
-        """`host:port`, `[::]:port`, a unix socket path starting with `/` or `.`, or
-        `@name` for an abstract unix socket (as tokio-listener accepts)."""
-        if text.startswith(("/", ".")):
-            path = Path(text).absolute()
-            return cls(f"unix:{path}", path)
-        if text.startswith("@"):
-            return cls(f"unix-abstract:{text[1:]}")
-        host, sep, port = text.rpartition(":")
-        if not sep or not host or not port.isdigit() or not 0 <= int(port) < 65536:
-            raise ListenAddressError(
-                f"invalid listen address {text!r}: expected host:port, [::]:port, "
-                "a unix socket path starting with / or ., or @abstract-name"
-            )
-        return cls(text)
-
-
-def _remove_stale_socket(path: Path) -> None:
-    """Remove a socket file nobody listens on any more; refuse to steal a live one."""
-    if not path.exists():
-        return
-    if not path.is_socket():
-        raise ListenAddressError(f"{path} exists and is not a socket")
-    probe = socket.socket(socket.AF_UNIX)
-    try:
-        probe.connect(str(path))
-    except OSError:
-        path.unlink()
-        return
-    finally:
-        probe.close()
-    raise ListenAddressError(f"{path} is in use by a running server")
 
 
 async def _v1_reflection(servicer: ReflectionServicer) -> grpc.GenericRpcHandler[Any, Any]:
@@ -114,7 +66,7 @@ class StoreServer:
     async def start(cls, services: StoreServices, listen: str) -> StoreServer:
         address = ListenAddress.parse(listen)
         if address.unix_path is not None:
-            _remove_stale_socket(address.unix_path)
+            remove_stale_socket(address.unix_path)
         server = aio.server(options=SERVER_OPTIONS)
         nar_calculation = services.path_info.nar_calculation_service() or SimpleRenderer(
             services.blob, services.directory

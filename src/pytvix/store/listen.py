@@ -1,0 +1,58 @@
+"""Listen addresses as upstream's tokio-listener accepts them: `host:port`, `[::]:port`, a
+unix socket path (starting with `/` or `.`), or `@name` for an abstract unix socket."""
+
+from __future__ import annotations
+
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = ["ListenAddress", "ListenAddressError", "remove_stale_socket"]
+
+
+class ListenAddressError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class ListenAddress:
+    """Where to listen: a TCP `host:port` or a unix socket path."""
+
+    target: str  # what grpc binds to
+    unix_path: Path | None = None
+    host: str | None = None  # TCP only, without brackets
+    port: int | None = None
+
+    @classmethod
+    def parse(cls, text: str) -> ListenAddress:
+        """`host:port`, `[::]:port`, a unix socket path starting with `/` or `.`, or
+        `@name` for an abstract unix socket (as tokio-listener accepts)."""
+        if text.startswith(("/", ".")):
+            path = Path(text).absolute()
+            return cls(f"unix:{path}", path)
+        if text.startswith("@"):
+            return cls(f"unix-abstract:{text[1:]}")
+        host, sep, port = text.rpartition(":")
+        if not sep or not host or not port.isdigit() or not 0 <= int(port) < 65536:
+            raise ListenAddressError(
+                f"invalid listen address {text!r}: expected host:port, [::]:port, "
+                "a unix socket path starting with / or ., or @abstract-name"
+            )
+        return cls(text, host=host.strip("[]"), port=int(port))
+
+
+def remove_stale_socket(path: Path) -> None:
+    """Remove a socket file nobody listens on any more; refuse to steal a live one."""
+    if not path.exists():
+        return
+    if not path.is_socket():
+        raise ListenAddressError(f"{path} exists and is not a socket")
+    probe = socket.socket(socket.AF_UNIX)
+    try:
+        probe.connect(str(path))
+    except OSError:
+        path.unlink()
+        return
+    finally:
+        probe.close()
+    raise ListenAddressError(f"{path} is in use by a running server")

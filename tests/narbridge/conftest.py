@@ -1,0 +1,92 @@
+"""Helpers for nar-bridge tests: run the bridge as a subprocess, build store paths with Nix."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(autouse=True)
+def _nix_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NIX_CONFIG", "experimental-features = nix-command\nsubstituters =\n")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextmanager
+def bridge(home: Path, *flags: str) -> Iterator[str]:
+    """`nar-bridge` on a fresh port over the embedded store at `home`; yields its URL."""
+    port = free_port()
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "from pytvix.cli.narbridge import main; main()",
+            "-l",
+            f"127.0.0.1:{port}",
+            *flags,
+        ],
+        cwd=ROOT,
+        env={**os.environ, "TVIX_STORE_HOME": str(home)},
+        stderr=subprocess.PIPE,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(proc.stderr.read().decode() if proc.stderr else "no bridge")
+            time.sleep(0.05)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def nix(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["nix", *args], capture_output=True, text=True, check=check, timeout=300)
+
+
+def build(name: str, content: str) -> str:
+    """An input-addressed store path (signature checks apply to these)."""
+    expr = (
+        f'derivation {{ name = "{name}"; system = builtins.currentSystem; builder = "/bin/sh";'
+        f' args = ["-c" "echo {content} > $out"]; }}'
+    )
+    out = subprocess.run(
+        ["nix-build", "--no-out-link", "--option", "sandbox", "false", "-E", expr],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=300,
+    )
+    return out.stdout.strip().splitlines()[-1]
+
+
+@pytest.fixture
+def keys(tmp_path: Path) -> dict[str, Path]:
+    out = {}
+    for name in ("good", "bad"):
+        sk, pk = tmp_path / f"{name}.sk", tmp_path / f"{name}.pk"
+        subprocess.run(
+            ["nix-store", "--generate-binary-cache-key", f"{name}-cache-1", str(sk), str(pk)],
+            check=True,
+        )
+        out[name + "_secret"], out[name + "_public"] = sk, pk
+    return out

@@ -1,0 +1,171 @@
+"""nar-bridge with real Nix: nix copy to it and from it, signatures, fetch-through."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+from functools import partial
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from tests.grpc.daemon import daemon, free_port
+from tests.narbridge.conftest import ROOT, bridge, build, nix
+
+pytestmark = pytest.mark.compat
+
+
+def path_info(store: str, path: str) -> dict[str, object]:
+    out = nix(
+        "path-info", "--json", "--store", store, path, "--option", "narinfo-cache-negative-ttl", "0"
+    )
+    return json.loads(out.stdout)[0]  # type: ignore[no-any-return]
+
+
+@pytest.mark.parametrize("compression", ["xz", "none"])
+def test_copy_to_and_from_with_signatures(
+    tmp_path: Path, keys: dict[str, Path], compression: str
+) -> None:
+    out = build(f"to-bridge-{compression}", f"hello {compression} {os.getpid()}")
+    local = path_info("auto", out)
+    home = tmp_path / "home"
+    with bridge(home, "--signing-key-file", str(keys["good_secret"])) as url:
+        copied = nix("copy", "--to", f"{url}?compression={compression}", out)
+        assert copied.returncode == 0, copied.stderr
+    # a fresh port: Nix caches narinfos per cache URL
+    with bridge(home, "--signing-key-file", str(keys["good_secret"])) as url:
+        remote = path_info(url, out)
+        for field in ("narHash", "narSize", "references", "deriver"):
+            assert remote[field] == local[field], field
+        assert any(s.startswith("good-cache-1:") for s in remote["signatures"])  # type: ignore[attr-defined]
+        chroot = tmp_path / "chroot"
+        pub = keys["good_public"].read_text()
+        got = nix(
+            "copy", "--from", url, "--to", str(chroot), out, "--option", "trusted-public-keys", pub
+        )
+        assert got.returncode == 0, got.stderr
+        verified = nix(
+            "store",
+            "verify",
+            "--store",
+            str(chroot),
+            "--sigs-needed",
+            "1",
+            "--option",
+            "trusted-public-keys",
+            pub,
+            out,
+        )
+        assert verified.returncode == 0, verified.stderr
+        assert (chroot / out.lstrip("/")).read_text() == f"hello {compression} {os.getpid()}\n"
+    with bridge(home, "--signing-key-file", str(keys["good_secret"])) as url:
+        refused = nix(
+            "copy",
+            "--from",
+            url,
+            "--to",
+            str(tmp_path / "chroot2"),
+            out,
+            "--option",
+            "trusted-public-keys",
+            keys["bad_public"].read_text(),
+            check=False,
+        )
+        assert refused.returncode != 0
+        assert "lacks a valid signature" in refused.stderr
+
+
+def test_zstd_serving(tmp_path: Path, keys: dict[str, Path]) -> None:
+    out = build("zstd-served", f"zstd {os.getpid()}")
+    home = tmp_path / "home"
+    with bridge(home) as url:
+        assert nix("copy", "--to", url, out).returncode == 0
+    with bridge(
+        home, "--compression", "zstd", "--signing-key-file", str(keys["good_secret"])
+    ) as url:
+        info = nix("path-info", "--json", "--store", url, out).stdout
+        assert ".zst" in json.loads(info)[0]["url"]
+        got = nix(
+            "copy",
+            "--from",
+            url,
+            "--to",
+            str(tmp_path / "chroot"),
+            out,
+            "--option",
+            "trusted-public-keys",
+            keys["good_public"].read_text(),
+        )
+        assert got.returncode == 0, got.stderr
+
+
+def serve_directory(directory: Path) -> tuple[str, ThreadingHTTPServer]:
+    server = ThreadingHTTPServer(
+        ("127.0.0.1", 0), partial(SimpleHTTPRequestHandler, directory=str(directory))
+    )
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return f"http://127.0.0.1:{server.server_address[1]}", server
+
+
+def test_fetch_through_from_a_static_cache(tmp_path: Path, keys: dict[str, Path]) -> None:
+    out = build("fetch-through", f"upstream {os.getpid()}")
+    subprocess.run(
+        ["nix", "store", "sign", "--key-file", str(keys["good_secret"]), out], check=True
+    )
+    cache = tmp_path / "cache"
+    assert nix("copy", "--to", f"file://{cache}?compression=xz", out).returncode == 0
+    url, server = serve_directory(cache)
+    try:
+
+        def tvix(key: Path, *args: str) -> subprocess.CompletedProcess[str]:
+            addr = f"nix+{url}?trusted-public-keys={key.read_text().strip()}"
+            return subprocess.run(
+                [sys.executable, "-m", "pytvix", *args, "--path-info-service-addr", addr],
+                cwd=ROOT,
+                env={**os.environ, "TVIX_STORE_HOME": str(tmp_path / "home")},
+                capture_output=True,
+                text=True,
+                check=False,
+            )
+
+        good = tvix(keys["good_public"], "cat", out)
+        assert good.returncode == 0, good.stderr
+        assert good.stdout == f"upstream {os.getpid()}\n"
+        info = json.loads(tvix(keys["good_public"], "path-info", out).stdout)[0]
+        assert info["narHash"] == path_info("auto", out)["narHash"]
+        bad = tvix(keys["bad_public"], "cat", out)
+        assert bad.returncode == 1
+        assert "no valid signature" in bad.stderr
+    finally:
+        server.shutdown()
+
+
+def test_daemon_serves_the_bridge_too(tmp_path: Path) -> None:
+    out = build("daemon-bridge", f"both {os.getpid()}")
+    port = free_port()
+    with daemon(
+        tmp_path / "home", str(tmp_path / "d.sock"), "--nar-bridge-listen", f"127.0.0.1:{port}"
+    ):
+        assert nix("copy", "--to", f"http://127.0.0.1:{port}", out).returncode == 0
+        listed = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pytvix",
+                "path-info",
+                out,
+                *[
+                    f"--{k}-service-addr=grpc+unix://{tmp_path / 'd.sock'}"
+                    for k in ("blob", "directory", "path-info")
+                ],
+            ],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        assert json.loads(listed.stdout)[0]["path"] == out
