@@ -15,12 +15,11 @@ import statistics
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import aiohttp
 
-from bench.common import ROOT, RUNS, Report, Row, scratch_dir
 from bench.bench_fuse import DATA, tvix
+from bench.common import ROOT, RUNS, Report, Row, scratch_dir
 
 NGINX_CONF = """
 user root;
