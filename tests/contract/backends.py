@@ -5,6 +5,8 @@ Adding a backend adds one line here.
 
 from __future__ import annotations
 
+import importlib
+
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
@@ -178,3 +180,17 @@ def _signing(tmp: Path) -> AbstractAsyncContextManager[Any]:
 
 
 PATHINFO_BACKENDS["keyfile-signing"] = _signing
+
+
+# Backends on servers started by the tests (S3 on Ceph radosgw, PostgreSQL, NATS) live in
+# their own modules, each adding its entries to the tables above.
+for _module in ("backends_s3", "backends_postgres", "backends_nats"):
+    try:
+        _extra = importlib.import_module(f"tests.contract.{_module}")
+    except ModuleNotFoundError as _e:
+        if _e.name != f"tests.contract.{_module}":
+            raise
+        continue
+    BLOB_BACKENDS.update(getattr(_extra, "BLOB_BACKENDS", {}))
+    DIRECTORY_BACKENDS.update(getattr(_extra, "DIRECTORY_BACKENDS", {}))
+    PATHINFO_BACKENDS.update(getattr(_extra, "PATHINFO_BACKENDS", {}))

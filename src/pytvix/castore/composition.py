@@ -235,6 +235,7 @@ BLOB_SERVICES: ServiceKind[Any] = ServiceKind(
         "objectstore": "pytvix.castore.blobservice.objectstore:ObjectStoreBlobServiceConfig",
         "grpc": "pytvix.castore.blobservice.grpc:GrpcBlobServiceConfig",
         "combined": "pytvix.castore.blobservice.combined:CombinedBlobServiceConfig",
+        "nats": "pytvix.castore.blobservice.nats:NatsBlobServiceConfig",
     },
 )
 
@@ -249,6 +250,8 @@ DIRECTORY_SERVICES: ServiceKind[Any] = ServiceKind(
         ),
         "grpc": "pytvix.castore.directoryservice.grpc:GrpcDirectoryServiceConfig",
         "cache": "pytvix.castore.directoryservice.cache:CacheDirectoryServiceConfig",
+        "postgresql": "pytvix.castore.directoryservice.postgres:PostgresDirectoryServiceConfig",
+        "nats": "pytvix.castore.directoryservice.nats:NatsDirectoryServiceConfig",
     },
     unsupported={"redb": NO_REDB},
 )

@@ -30,6 +30,8 @@ PATHINFO_SERVICES: ServiceKind[Any] = ServiceKind(
         "lru": "pytvix.store.pathinfoservice.lru:LruPathInfoServiceConfig",
         "keyfile-signing": "pytvix.store.pathinfoservice.signing:SigningPathInfoServiceConfig",
         "nix": "pytvix.store.pathinfoservice.nix_http:NixHttpPathInfoServiceConfig",
+        "postgresql": "pytvix.store.pathinfoservice.postgres:PostgresPathInfoServiceConfig",
+        "nats": "pytvix.store.pathinfoservice.nats:NatsPathInfoServiceConfig",
     },
     unsupported={"redb": NO_REDB},
 )
