@@ -6,7 +6,6 @@ Adding a backend adds one line here.
 from __future__ import annotations
 
 import importlib
-
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
