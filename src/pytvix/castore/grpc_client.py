@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Self
 
 import grpc
 from grpc import aio
@@ -88,3 +88,21 @@ def method(
     unary_unary, unary_stream, stream_unary. Without (de)serializers, bytes pass through."""
     factory = getattr(channel, kind)
     return factory(path, request_serializer=serializer, response_deserializer=deserializer)
+
+
+@dataclass(frozen=True)
+class GrpcConfig:
+    """Config field shared by the gRPC client backends: `url` (`grpc+unix:///socket`,
+    `grpc+http(s)://host:port`, `?wait-connect=1` to connect eagerly)."""
+
+    url: str
+
+    @classmethod
+    def from_url(cls, url: ServiceUrl) -> Self:
+        GrpcTarget.parse(url)
+        return cls(url.raw)
+
+    async def connect(self) -> tuple[str, aio.Channel]:
+        """(the URL without options, a channel to it)."""
+        target = GrpcTarget.parse(ServiceUrl.parse(self.url))
+        return target.url, await target.connect()

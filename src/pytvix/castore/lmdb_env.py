@@ -14,8 +14,9 @@ import shutil
 import tempfile
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Self, TypeVar
 
 import lmdb
 
@@ -176,3 +177,20 @@ def lmdb_path_from_table(is_temporary: bool, path: str | None) -> Path | None:
     if not path:
         raise ConfigError("path is required unless is_temporary = true")
     return Path(path)
+
+
+@dataclass(frozen=True)
+class LmdbConfig:
+    """Config fields shared by the LMDB backends: `lmdb:///path` (or `lmdb://` for a
+    temporary store); TOML: `is_temporary`, `path`."""
+
+    is_temporary: bool = False
+    path: str | None = None
+
+    @classmethod
+    def from_url(cls, url: ServiceUrl) -> Self:
+        path = lmdb_path_from_url(url)
+        return cls(is_temporary=path is None, path=None if path is None else str(path))
+
+    def acquire_env(self) -> LmdbEnv:
+        return LmdbEnv.acquire(lmdb_path_from_table(self.is_temporary, self.path))

@@ -55,6 +55,19 @@ def _b64decode(text: str, size: int) -> bytes | None:
     return data
 
 
+def _parse_named(
+    text: str, size: int, what: str, error: type[ValueError]
+) -> tuple[str, bytes]:
+    """Split ``name:base64`` into the name and exactly `size` decoded bytes."""
+    name, sep, b64 = text.partition(":")
+    if not sep:
+        raise error(f"invalid {what} {text!r}: missing ':' after the key name")
+    data = _b64decode(b64, size)
+    if data is None:
+        raise error(f"invalid {what} {text!r}: expected canonical base64 of {size} bytes")
+    return name, data
+
+
 def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii")
 
@@ -81,15 +94,7 @@ class Signature:
     @classmethod
     def parse(cls, text: str) -> Signature:
         """Parse ``name:base64(64 bytes)``; raises :class:`SignatureError`."""
-        name, sep, b64 = text.partition(":")
-        if not sep:
-            raise SignatureError(f"invalid signature {text!r}: missing ':' after the key name")
-        data = _b64decode(b64, SIGNATURE_SIZE)
-        if data is None:
-            raise SignatureError(
-                f"invalid signature {text!r}: expected canonical base64 of {SIGNATURE_SIZE} bytes"
-            )
-        return cls(name, data)
+        return cls(*_parse_named(text, SIGNATURE_SIZE, "signature", SignatureError))
 
     def __str__(self) -> str:
         return f"{self.name}:{_b64(self.data)}"
@@ -132,15 +137,7 @@ class VerifyingKey:
     @classmethod
     def parse(cls, text: str) -> VerifyingKey:
         """Parse ``name:base64(32 bytes)``; raises :class:`InvalidKey`."""
-        name, sep, b64 = text.partition(":")
-        if not sep:
-            raise InvalidKey(f"invalid public key {text!r}: missing ':' after the key name")
-        data = _b64decode(b64, PUBLIC_KEY_SIZE)
-        if data is None:
-            raise InvalidKey(
-                f"invalid public key {text!r}: expected canonical base64 of {PUBLIC_KEY_SIZE} bytes"
-            )
-        return cls(name, data)
+        return cls(*_parse_named(text, PUBLIC_KEY_SIZE, "public key", InvalidKey))
 
     def __str__(self) -> str:
         return f"{self.name}:{_b64(self.key)}"

@@ -18,10 +18,10 @@ from pytvix._proto.tvix.castore.protos import rpc_blobstore_pb2 as pb
 from pytvix.castore.blobservice import BlobReader, BlobService, BlobWriter, ChunkMeta
 from pytvix.castore.blobservice.chunked_reader import ChunkedBlobReader
 from pytvix.castore.blobservice.spooled import receive_blob
-from pytvix.castore.composition import Composition, ServiceConfig, ServiceUrl
+from pytvix.castore.composition import Composition, ServiceConfig
 from pytvix.castore.digests import B3Digest
 from pytvix.castore.errors import InvalidDigestLen, StorageError
-from pytvix.castore.grpc_client import GrpcTarget, method, rpc_error
+from pytvix.castore.grpc_client import GrpcConfig, method, rpc_error
 from pytvix.castore.grpc_server import encode_blob_chunk
 from pytvix.castore.workers import run
 
@@ -232,17 +232,8 @@ def _retrieve(future: asyncio.Future[pb.PutBlobResponse]) -> None:
 
 
 @dataclass(frozen=True)
-class GrpcBlobServiceConfig(ServiceConfig[BlobService]):
-    """`grpc+unix:///socket`, `grpc+http://host:port`, `grpc+https://host:port`
-    (`?wait-connect=1` connects eagerly); TOML: `url`."""
-
-    url: str
-
-    @classmethod
-    def from_url(cls, url: ServiceUrl) -> GrpcBlobServiceConfig:
-        GrpcTarget.parse(url)
-        return cls(url.raw)
+class GrpcBlobServiceConfig(GrpcConfig, ServiceConfig[BlobService]):
+    """`grpc+unix:///socket`, `grpc+http(s)://host:port` (`?wait-connect=1`); TOML: `url`."""
 
     async def build(self, instance: str, composition: Composition) -> BlobService:
-        target = GrpcTarget.parse(ServiceUrl.parse(self.url))
-        return GrpcBlobService(target.url, await target.connect())
+        return GrpcBlobService(*await self.connect())

@@ -202,28 +202,36 @@ class ObjectStoreBlobService(BlobService):
                 del self._inflight[digest]
         return meta, new
 
-    def store_whole_blob(self, data: bytes) -> tuple[B3Digest, int]:
-        """Store a blob held in memory, in the calling thread: chunk, store the chunks, write
-        the index. Returns its digest and how many bytes were new (blocking; worker threads)."""
+    def _store_chunks(self, data: bytes) -> tuple[B3Digest, list[ChunkMeta], int]:
+        """Chunk a blob held in memory and store its chunks (not its index); returns its
+        digest, chunks and how many bytes were new (blocking; worker threads)."""
         chunker = StreamChunker(self.avg_chunk_size)
         if chunker.is_single_chunk(len(data)):
             meta, new = self.store_chunk(data)
-            digest, chunks, new_bytes = meta.digest, [meta], len(data) if new else 0
-        else:
-            chunks, new_bytes = [], 0
-            for piece in [*chunker.feed(data), *chunker.finish()]:
-                meta, new = self.store_chunk(piece)
-                chunks.append(meta)
-                new_bytes += meta.size if new else 0
-            digest = B3Digest(blake3.blake3(data).digest())
-        if digest != EMPTY_BLOB_DIGEST:
-            self.commit_index(digest, chunks)
+            return meta.digest, [meta], len(data) if new else 0
+        chunks, new_bytes = [], 0
+        for piece in [*chunker.feed(data), *chunker.finish()]:
+            meta, new = self.store_chunk(piece)
+            chunks.append(meta)
+            new_bytes += meta.size if new else 0
+        return B3Digest(blake3.blake3(data).digest()), chunks, new_bytes
+
+    def store_whole_blob(self, data: bytes) -> tuple[B3Digest, int]:
+        """Store a blob held in memory: chunks, then the index (blocking; worker threads)."""
+        digest, chunks, new_bytes = self._store_chunks(data)
+        self.commit_indexes([(digest, chunks)])
         return digest, new_bytes
 
     async def put_many(self, blobs: Sequence[bytes]) -> list[tuple[B3Digest, int | None]]:
         """All blobs in one worker job (small blobs cost a few file writes, not event-loop
-        round trips)."""
-        return await run(lambda: [self.store_whole_blob(data) for data in blobs])
+        round trips), with one durability barrier for the whole batch."""
+
+        def store_all() -> list[tuple[B3Digest, int | None]]:
+            stored = [self._store_chunks(data) for data in blobs]
+            self.commit_indexes([(digest, chunks) for digest, chunks, _ in stored])
+            return [(digest, new) for digest, _, new in stored]
+
+        return await run(store_all)
 
     # --- maintenance -----------------------------------------------------------------------
 
@@ -236,14 +244,21 @@ class ObjectStoreBlobService(BlobService):
         chunks, stored = await run(count_objects, self.store, CHUNKS_PREFIX)
         return {"url": self.store.url, "blobs": blobs, "chunks": chunks, "stored bytes": stored}
 
-    def commit_index(self, digest: B3Digest, chunks: list[ChunkMeta]) -> None:
-        """Write the blob index after its chunks (blocking; worker threads)."""
-        key = blob_key(digest)
-        if self.store.exists(key):
+    def commit_indexes(self, blobs: Sequence[tuple[B3Digest, list[ChunkMeta]]]) -> None:
+        """Write blob indexes after their chunks are stored (blocking; worker threads). With
+        `fsync`, the chunks are on disk before any index points at them, and the indexes
+        before this returns: two barriers per call, however many blobs it commits."""
+        missing = [
+            (digest, chunks)
+            for digest, chunks in blobs
+            if digest != EMPTY_BLOB_DIGEST and not self.store.exists(blob_key(digest))
+        ]
+        if not missing:
             return
         if self.fsync:
-            self.store.sync()  # chunks reach the disk before the index points at them
-        self.store.put(key, encode_index(chunks if len(chunks) > 1 else []))
+            self.store.sync()
+        for digest, chunks in missing:
+            self.store.put(blob_key(digest), encode_index(chunks if len(chunks) > 1 else []))
         if self.fsync:
             self.store.sync()
 
@@ -318,8 +333,7 @@ class _ObjectStoreBlobWriter(BlobWriter):
                 while state.inflight:
                     await state.collect_oldest()
                 digest = B3Digest(state.hasher.digest())
-                if digest != EMPTY_BLOB_DIGEST:
-                    await run(self._service.commit_index, digest, state.chunks)
+                await run(self._service.commit_indexes, [(digest, state.chunks)])
         except BaseException:
             await self.abort()
             raise

@@ -14,7 +14,7 @@ import grpc
 from grpc import aio
 
 from pytvix._proto.tvix.castore.protos import rpc_directory_pb2 as pb
-from pytvix.castore.composition import Composition, ServiceConfig, ServiceUrl
+from pytvix.castore.composition import Composition, ServiceConfig
 from pytvix.castore.digests import B3Digest
 from pytvix.castore.directory import Directory
 from pytvix.castore.directoryservice import DirectoryPutter, DirectoryService
@@ -24,7 +24,7 @@ from pytvix.castore.directoryservice.graph import (
     RootToLeavesValidator,
 )
 from pytvix.castore.errors import DirectoryError, InvalidDigestLen, StorageError
-from pytvix.castore.grpc_client import GrpcTarget, method, rpc_error
+from pytvix.castore.grpc_client import GrpcConfig, method, rpc_error
 from pytvix.castore.proto import decode_expected_directory
 
 SERVICE = "/tvix.castore.v1.DirectoryService/"
@@ -139,16 +139,8 @@ class _GrpcPutter(DirectoryPutter):
 
 
 @dataclass(frozen=True)
-class GrpcDirectoryServiceConfig(ServiceConfig[DirectoryService]):
-    """`grpc+unix:///socket`, `grpc+http(s)://host:port`; TOML: `url`."""
-
-    url: str
-
-    @classmethod
-    def from_url(cls, url: ServiceUrl) -> GrpcDirectoryServiceConfig:
-        GrpcTarget.parse(url)
-        return cls(url.raw)
+class GrpcDirectoryServiceConfig(GrpcConfig, ServiceConfig[DirectoryService]):
+    """`grpc+unix:///socket`, `grpc+http(s)://host:port` (`?wait-connect=1`); TOML: `url`."""
 
     async def build(self, instance: str, composition: Composition) -> DirectoryService:
-        target = GrpcTarget.parse(ServiceUrl.parse(self.url))
-        return GrpcDirectoryService(target.url, await target.connect())
+        return GrpcDirectoryService(*await self.connect())

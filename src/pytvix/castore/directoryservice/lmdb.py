@@ -11,13 +11,13 @@ from typing import Any
 
 import blake3
 
-from pytvix.castore.composition import Composition, ServiceConfig, ServiceUrl
+from pytvix.castore.composition import Composition, ServiceConfig
 from pytvix.castore.digests import B3Digest
 from pytvix.castore.directory import Directory
 from pytvix.castore.directoryservice import ClosureStore, DirectoryService
 from pytvix.castore.directoryservice.codec import decode_verified
 from pytvix.castore.errors import StorageError
-from pytvix.castore.lmdb_env import LmdbEnv, lmdb_path_from_table, lmdb_path_from_url
+from pytvix.castore.lmdb_env import LmdbConfig, LmdbEnv
 from pytvix.castore.path import PathComponent
 from pytvix.castore.proto import child_directory_digests, decode_directory
 from pytvix.castore.scrub import Progress, ScrubReport
@@ -130,18 +130,8 @@ class LmdbDirectoryService(ClosureStore):
 
 
 @dataclass(frozen=True)
-class LmdbDirectoryServiceConfig(ServiceConfig[DirectoryService]):
+class LmdbDirectoryServiceConfig(LmdbConfig, ServiceConfig[DirectoryService]):
     """`lmdb:///path` (or `lmdb://` for a temporary store); TOML: `is_temporary`, `path`."""
 
-    is_temporary: bool = False
-    path: str | None = None
-
-    @classmethod
-    def from_url(cls, url: ServiceUrl) -> LmdbDirectoryServiceConfig:
-        path = lmdb_path_from_url(url)
-        return cls(is_temporary=path is None, path=None if path is None else str(path))
-
     async def build(self, instance: str, composition: Composition) -> DirectoryService:
-        return LmdbDirectoryService(
-            LmdbEnv.acquire(lmdb_path_from_table(self.is_temporary, self.path))
-        )
+        return LmdbDirectoryService(self.acquire_env())

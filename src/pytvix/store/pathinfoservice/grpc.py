@@ -9,9 +9,9 @@ from dataclasses import dataclass
 import grpc
 from grpc import aio
 
-from pytvix.castore.composition import Composition, ServiceConfig, ServiceUrl
+from pytvix.castore.composition import Composition, ServiceConfig
 from pytvix.castore.errors import StorageError
-from pytvix.castore.grpc_client import GrpcTarget, method, rpc_error
+from pytvix.castore.grpc_client import GrpcConfig, method, rpc_error
 from pytvix.castore.nodes import Node
 from pytvix.castore.proto import node_to_proto
 from pytvix.store.path_info import PathInfo, ValidatePathInfoError
@@ -91,16 +91,8 @@ class GrpcPathInfoService(PathInfoService, NarCalculationService):
 
 
 @dataclass(frozen=True)
-class GrpcPathInfoServiceConfig(ServiceConfig[PathInfoService]):
-    """`grpc+unix:///socket`, `grpc+http(s)://host:port`; TOML: `url`."""
-
-    url: str
-
-    @classmethod
-    def from_url(cls, url: ServiceUrl) -> GrpcPathInfoServiceConfig:
-        GrpcTarget.parse(url)
-        return cls(url.raw)
+class GrpcPathInfoServiceConfig(GrpcConfig, ServiceConfig[PathInfoService]):
+    """`grpc+unix:///socket`, `grpc+http(s)://host:port` (`?wait-connect=1`); TOML: `url`."""
 
     async def build(self, instance: str, composition: Composition) -> PathInfoService:
-        target = GrpcTarget.parse(ServiceUrl.parse(self.url))
-        return GrpcPathInfoService(target.url, await target.connect())
+        return GrpcPathInfoService(*await self.connect())

@@ -8,9 +8,9 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
-from pytvix.castore.composition import Composition, ServiceConfig, ServiceUrl
+from pytvix.castore.composition import Composition, ServiceConfig
 from pytvix.castore.errors import StorageError
-from pytvix.castore.lmdb_env import LmdbEnv, lmdb_path_from_table, lmdb_path_from_url
+from pytvix.castore.lmdb_env import LmdbConfig, LmdbEnv
 from pytvix.castore.scrub import Progress, ScrubReport
 from pytvix.castore.workers import run
 from pytvix.store.path_info import PathInfo, ValidatePathInfoError
@@ -100,18 +100,8 @@ class LmdbPathInfoService(PathInfoService):
 
 
 @dataclass(frozen=True)
-class LmdbPathInfoServiceConfig(ServiceConfig[PathInfoService]):
+class LmdbPathInfoServiceConfig(LmdbConfig, ServiceConfig[PathInfoService]):
     """`lmdb:///path` (or `lmdb://` for a temporary store); TOML: `is_temporary`, `path`."""
 
-    is_temporary: bool = False
-    path: str | None = None
-
-    @classmethod
-    def from_url(cls, url: ServiceUrl) -> LmdbPathInfoServiceConfig:
-        path = lmdb_path_from_url(url)
-        return cls(is_temporary=path is None, path=None if path is None else str(path))
-
     async def build(self, instance: str, composition: Composition) -> PathInfoService:
-        return LmdbPathInfoService(
-            LmdbEnv.acquire(lmdb_path_from_table(self.is_temporary, self.path))
-        )
+        return LmdbPathInfoService(self.acquire_env())
