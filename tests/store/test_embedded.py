@@ -23,6 +23,7 @@ from pytvix.store.defaults import embedded_urls, store_home
 from pytvix.store.verify import verify_store
 from pytvix.testing.fixtures import DIRECTORY_A, DIRECTORY_B, DIRECTORY_D
 from pytvix.testing.synthetic import write_synthetic_path
+from pytvix.testing.trees import make_tree
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -234,3 +235,32 @@ def test_read_only_directory_gives_clear_error(small_tmpfs: Path) -> None:
     # reading still works
     info = tvix_store(small_tmpfs, "info")
     assert "path infos: 1" in info.stdout, info.stderr
+
+
+async def test_import_killed_at_random_points(tmp_path: Path, open_embedded) -> None:  # type: ignore[no-untyped-def]
+    """The real `tvix-store import`, killed with SIGKILL while it runs, then run again."""
+    tree = make_tree(tmp_path / "tree", 11, entries=400, max_file=600_000, big_file=12 << 20)
+    home = tmp_path / "home"
+    rng = random.Random(99)
+    for _ in range(8):
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "pytvix", "import", str(tree)],
+            cwd=ROOT,
+            env={**os.environ, "TVIX_STORE_HOME": str(home)},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+        )
+        await asyncio.sleep(rng.uniform(0.2, 1.5))
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        services = await open_embedded(home)
+        await assert_consistent(services)
+        await services.close()
+    done = tvix_store(home, "import", str(tree))
+    assert done.returncode == 0, done.stderr
+    expected = subprocess.run(
+        ["nix-store", "--add", str(tree)], capture_output=True, text=True, check=True
+    )
+    assert done.stdout.strip() == expected.stdout.strip()
+    services = await open_embedded(home)
+    await assert_consistent(services)
