@@ -55,9 +55,7 @@ def _b64decode(text: str, size: int) -> bytes | None:
     return data
 
 
-def _parse_named(
-    text: str, size: int, what: str, error: type[ValueError]
-) -> tuple[str, bytes]:
+def _parse_named(text: str, size: int, what: str, error: type[ValueError]) -> tuple[str, bytes]:
     """Split ``name:base64`` into the name and exactly `size` decoded bytes."""
     name, sep, b64 = text.partition(":")
     if not sep:
