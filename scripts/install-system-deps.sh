@@ -10,6 +10,7 @@ PACKAGES=(
   b3sum pv                        # benchmark peers
   nginx-light                     # static file server peer for nar-bridge benchmarks
   postgresql nats-server          # scale-out backends, started by the tests
+  ceph-mon ceph-osd radosgw ceph-common  # real S3 (radosgw, memstore OSD) for the S3 backend
 )
 
 missing=()

@@ -117,21 +117,27 @@ def composed(kind: Any, config: dict[str, Any]) -> Factory:
     return factory
 
 
-BLOB_BACKENDS["combined"] = composed(
-    BLOB_SERVICES,
-    {
-        "blobservices": {
-            "default": {"type": "combined", "local": "local", "remote": "remote"},
-            "local": {"type": "memory"},
-            "remote": {
-                "type": "objectstore",
-                "object_store_url": "memory:///",
-                "object_store_options": {},
-                "avg_chunk_size": 65536,
-            },
-        }
-    },
-)
+def two_tier_blobs(tag: str, near_field: str, far_field: str) -> Any:
+    """A memory near store over a chunking object store far, as blob service `tag`."""
+    return composed(
+        BLOB_SERVICES,
+        {
+            "blobservices": {
+                "default": {"type": tag, near_field: "near", far_field: "far"},
+                "near": {"type": "memory"},
+                "far": {
+                    "type": "objectstore",
+                    "object_store_url": "memory:///",
+                    "object_store_options": {},
+                    "avg_chunk_size": 65536,
+                },
+            }
+        },
+    )
+
+
+BLOB_BACKENDS["combined"] = two_tier_blobs("combined", "local", "remote")
+BLOB_BACKENDS["cache"] = two_tier_blobs("cache", "near", "far")
 DIRECTORY_BACKENDS["cache"] = composed(
     DIRECTORY_SERVICES,
     {

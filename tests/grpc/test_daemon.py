@@ -19,7 +19,8 @@ from pytvix.nixcompat.narinfo import fingerprint
 from pytvix.nixcompat.nixhash import NixHash
 from pytvix.nixcompat.signing import Signature, SigningKey
 from pytvix.nixcompat.store_path import StorePath
-from tests.grpc.daemon import ROOT, daemon, free_port, grpc_flags
+from tests.grpc.daemon import ROOT, daemon, grpc_flags
+from tests.servers import free_port
 
 
 def cli(*args: str, home: Path | None = None) -> subprocess.CompletedProcess[bytes]:

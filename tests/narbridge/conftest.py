@@ -13,18 +13,14 @@ from pathlib import Path
 
 import pytest
 
+from tests.servers import free_port
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(autouse=True)
 def _nix_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("NIX_CONFIG", "experimental-features = nix-command\nsubstituters =\n")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @contextmanager

@@ -13,8 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.grpc.daemon import daemon, free_port
+from tests.grpc.daemon import daemon
 from tests.narbridge.conftest import ROOT, bridge, build, nix
+from tests.servers import free_port
 
 pytestmark = pytest.mark.compat
 

@@ -235,6 +235,7 @@ BLOB_SERVICES: ServiceKind[Any] = ServiceKind(
         "objectstore": "pytvix.castore.blobservice.objectstore:ObjectStoreBlobServiceConfig",
         "grpc": "pytvix.castore.blobservice.grpc:GrpcBlobServiceConfig",
         "combined": "pytvix.castore.blobservice.combined:CombinedBlobServiceConfig",
+        "cache": "pytvix.castore.blobservice.combined:CacheBlobServiceConfig",
         "nats": "pytvix.castore.blobservice.nats:NatsBlobServiceConfig",
     },
 )

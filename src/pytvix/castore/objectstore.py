@@ -1,33 +1,74 @@
 """Object storage through obstore (local files, memory, S3, GCS, Azure, HTTP), with one error
 type and a durability barrier for local files.
 
-Keys are `/`-separated paths below the store's base. Writes are atomic (obstore writes a staging
-file and renames it, or uses a single PUT); readers never observe partial objects. Methods
-without an `a` prefix block and are meant for worker threads (obstore releases the GIL while
-it waits); the `a`-prefixed ones are for the event loop.
+Keys are `/`-separated paths below the store's base and content-addressed: a key always names
+the same bytes. Writes are atomic (obstore writes a staging file and renames it, or uses a
+single PUT; objects over 64 MiB a multipart upload, completed atomically); readers never
+observe partial objects. Methods without an `a` prefix block and are meant for worker threads
+(obstore releases the GIL while it waits); the `a`-prefixed ones are for the event loop.
+
+Remote stores (S3, GCS, Azure, HTTP) get explicit timeouts and retries with exponential
+backoff and jitter (DEFAULT_RETRY) for transient errors (5xx answers, dropped connections,
+timeouts), all overridable as URL query options (`max_retries`, `retry_timeout`,
+`init_backoff`, `max_backoff`, `backoff_base`, `timeout`, `connect_timeout`, ...). Their
+writes are conditional creates (`If-None-Match: *`): an object that is already there has the
+same bytes, so a concurrent writer or a retried PUT whose first attempt landed is not an
+error. S3 payloads are unsigned by default (DEFAULT_S3).
 """
 
 from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import itertools
 import os
+import re
 import threading
 from collections.abc import AsyncIterator, Iterator, Mapping
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
 import obstore
-from obstore.exceptions import BaseError, NotFoundError
+from obstore.exceptions import AlreadyExistsError, BaseError, NotFoundError, NotSupportedError
 from obstore.store import LocalStore, MemoryStore, from_url
 from obstore.store import ObjectStore as _ObstoreStore
 
 from pytvix.castore.errors import StorageError
+from pytvix.castore.workers import run
 
 Buffer = bytes | bytearray | memoryview | obstore.Bytes
 _READ_FLAGS = os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW
 _READ_PIECE = 4 << 20
+# Objects above this size go up as multipart uploads (parts of MULTIPART_PART_SIZE, up to
+# MULTIPART_CONCURRENCY in flight); those cannot be conditional, which is harmless for
+# content-addressed keys.
+MULTIPART_THRESHOLD = 64 << 20
+MULTIPART_PART_SIZE = 16 << 20
+MULTIPART_CONCURRENCY = 8
+
+# Defaults for stores reached over the network; URL query options override each. obstore's
+# backoff is "decorrelated jitter": each wait is random between init_backoff and base times
+# the previous one (capped at max_backoff), so retries span at least max_retries *
+# init_backoff (3 s here: a restarting server is waited for) and typically far more, up to
+# retry_timeout.
+DEFAULT_RETRY = {
+    "max_retries": "15",
+    "init_backoff": "200ms",
+    "max_backoff": "15s",
+    "backoff_base": "3",
+    "retry_timeout": "60s",  # no retry starts later than this after the first attempt
+}
+DEFAULT_CLIENT = {
+    "connect_timeout": "5s",
+    "timeout": "300s",  # a whole request, body included (a 64 MiB PUT on a slow link)
+}
+# S3 request bodies are not hashed into the signature (as AWS's own tools do over HTTPS):
+# hashing costs both ends CPU (about 15% of upload throughput against radosgw) and buys
+# little, since chunks and closures are verified against their digests when read back, and
+# responses are never signed anyway. `aws_unsigned_payload=false` restores signed payloads.
+DEFAULT_S3 = {"aws_unsigned_payload": "true"}
 
 
 class ObjectStore:
@@ -39,6 +80,8 @@ class ObjectStore:
         parts = urlsplit(url)
         self.local_root: Path | None = None
         self._group_sync = _GroupSync(self)
+        # conditional create on every store but local files; off once a store refuses it
+        self._create_mode = parts.scheme != "file"
         try:
             if parts.scheme == "memory":
                 self._store: _ObstoreStore = MemoryStore()
@@ -51,7 +94,12 @@ class ObjectStore:
                 self._mkdir(self.local_root)
                 self._store = LocalStore(self.local_root)
             else:
-                self._store = from_url(url, **_typed_options(options))
+                defaults = {**DEFAULT_RETRY, **DEFAULT_CLIENT}
+                if parts.scheme in ("s3", "s3a"):
+                    defaults.update(DEFAULT_S3)
+                given = {_option_name(key) for key in options}
+                defaults = {k: v for k, v in defaults.items() if _option_name(k) not in given}
+                self._store = from_url(url, **_typed_options({**defaults, **options}))
         except BaseError as e:
             raise StorageError(f"cannot open object store {url}: {e}") from e
 
@@ -102,11 +150,43 @@ class ObjectStore:
         return parts[0] if len(parts) == 1 else b"".join(parts)
 
     def put(self, key: str, data: Buffer) -> None:
-        """Atomically create or replace an object."""
+        """Atomically store an object: a conditional create where the store supports it (an
+        object already there has the same bytes), else create or replace."""
+        if self._put(key, data, conditional=self._create_mode) is None:
+            self._put(key, data, conditional=False)
+
+    def create(self, key: str, data: Buffer) -> bool:
+        """Store an object unless it exists; True if it was stored (False too if an earlier,
+        retried attempt of this call landed). One request where the store supports
+        conditional creates (no HEAD first, but the bytes travel even if the object exists);
+        elsewhere exists() then put()."""
+        if self._create_mode and len(data) <= MULTIPART_THRESHOLD:
+            created = self._put(key, data, conditional=True)
+            if created is not None:
+                return created
+        if self.exists(key):
+            return False
+        self._put(key, data, conditional=False)
+        return True
+
+    def _put(self, key: str, data: Buffer, *, conditional: bool) -> bool | None:
+        """One write, create-only if `conditional` (never for multipart uploads). True:
+        stored; False: the object was there; None: the store refuses conditional creates
+        (nothing written, and they stay off for this store)."""
+        multipart = len(data) > MULTIPART_THRESHOLD
+        conditional = conditional and not multipart
         try:
-            obstore.put(self._store, key, data, use_multipart=len(data) > 64 << 20)
+            obstore.put(self._store, key, data, **_put_options(conditional, multipart))
+        except AlreadyExistsError:
+            return False
+        except (NotSupportedError, NotImplementedError) as e:
+            if not conditional:
+                raise self._error("put", key, e) from e
+            self._create_mode = False
+            return None
         except (BaseError, OSError) as e:
             raise self._error("put", key, e) from e
+        return True
 
     def exists(self, key: str) -> bool:
         if self.local_root is not None:  # a stat, without a trip through obstore's runtime
@@ -144,56 +224,123 @@ class ObjectStore:
             self._group_sync.sync()
 
     # --- async API (event loop) -------------------------------------------------------------
+    # These run the blocking methods on the shared worker pool rather than using obstore's
+    # own *_async functions: an obstore future whose awaiting task is cancelled keeps running
+    # in a tokio thread and, if it completes after the event loop has closed (a command
+    # failing while other reads are in flight), calls into the finalizing interpreter and
+    # aborts the process. Worker threads are joined before the interpreter finalizes.
 
     async def aget(self, key: str) -> Buffer | None:
-        try:
-            result = await obstore.get_async(self._store, key)
-            return await result.bytes_async()
-        except (NotFoundError, FileNotFoundError):
-            return None
-        except (BaseError, OSError) as e:
-            raise self._error("get", key, e) from e
+        return await run(self.get, key)
 
     async def aput(self, key: str, data: Buffer) -> None:
-        try:
-            await obstore.put_async(self._store, key, data, use_multipart=len(data) > 64 << 20)
-        except (BaseError, OSError) as e:
-            raise self._error("put", key, e) from e
+        """As put()."""
+        await run(self.put, key, data)
 
     async def aexists(self, key: str) -> bool:
-        try:
-            await obstore.head_async(self._store, key)
-        except (NotFoundError, FileNotFoundError):
-            return False
-        except (BaseError, OSError) as e:
-            raise self._error("head", key, e) from e
-        return True
+        return await run(self.exists, key)
 
     async def alist(self, prefix: str) -> AsyncIterator[tuple[str, int]]:
-        try:
-            async for batch in obstore.list(self._store, prefix):
-                for meta in batch:
-                    yield str(meta["path"]), int(meta["size"])
-        except (BaseError, OSError) as e:
-            raise self._error("list", prefix, e) from e
+        listing = self.list(prefix)
+        while batch := await run(_take, listing, _LIST_BATCH):
+            for item in batch:
+                yield item
+
+
+_LIST_BATCH = 1000
+
+
+def _take(items: Iterator[tuple[str, int]], n: int) -> list[tuple[str, int]]:
+    return list(itertools.islice(items, n))
+
+
+_CLIENT_BOOLS = {
+    "allow_http": "allow_http",
+    "aws_allow_http": "allow_http",
+    "allow_invalid_certificates": "allow_invalid_certificates",
+    "http1_only": "http1_only",
+    "http2_only": "http2_only",
+    "randomize_addresses": "randomize_addresses",
+}
+_CLIENT_STRINGS = {
+    "timeout",
+    "connect_timeout",
+    "read_timeout",
+    "pool_idle_timeout",
+    "pool_max_idle_per_host",
+    "http2_keep_alive_interval",
+    "http2_keep_alive_timeout",
+    "http2_keep_alive_while_idle",
+    "proxy_url",
+    "proxy_ca_certificate",
+    "proxy_excludes",
+    "user_agent",
+}
+_BACKOFF = {"init_backoff", "max_backoff", "backoff_base"}
+_DURATION = re.compile(r"\s*(\d+(?:\.\d*)?)\s*(ms|s|sec|m|min|h)?\s*")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, None: 1}
+
+
+def _duration(key: str, value: str) -> timedelta:
+    """`250ms`, `5s`, `2min`, `1h`; a bare number is seconds."""
+    match = _DURATION.fullmatch(value)
+    if match is None:
+        raise StorageError(f"object store option {key}: not a duration: {value!r}")
+    return timedelta(seconds=float(match[1]) * _UNIT_SECONDS[match[2]])
+
+
+def _put_options(conditional: bool, multipart: bool) -> dict[str, Any]:
+    return {
+        "mode": "create" if conditional else "overwrite",
+        "use_multipart": multipart,
+        "chunk_size": MULTIPART_PART_SIZE,
+        "max_concurrency": MULTIPART_CONCURRENCY,
+    }
+
+
+def _option_name(key: str) -> str:
+    """obstore reads option keys case-insensitively, with or without the `aws_` prefix."""
+    return key.lower().removeprefix("aws_")
 
 
 def _typed_options(options: Mapping[str, str]) -> dict[str, Any]:
-    """URL query values are strings; obstore wants booleans for a few client options."""
+    """URL query options (strings) as obstore keyword arguments: store config keys pass
+    through, HTTP client keys go to `client_options` (booleans parsed), retry and backoff
+    keys to `retry_config`."""
     out: dict[str, Any] = {}
     client: dict[str, Any] = {}
+    retry: dict[str, Any] = {}
+    backoff: dict[str, Any] = {}
     for key, value in options.items():
         lowered = key.lower()
-        if lowered in ("allow_http", "aws_allow_http", "allow_invalid_certificates"):
-            client["allow_http" if "http" in lowered else lowered] = value.lower() in (
-                "1",
-                "true",
-                "yes",
-            )
+        if lowered in _CLIENT_BOOLS:
+            client[_CLIENT_BOOLS[lowered]] = value.lower() in ("1", "true", "yes")
+        elif lowered in _CLIENT_STRINGS:
+            client[lowered] = value
+        elif lowered == "max_retries":
+            try:
+                retry["max_retries"] = int(value)
+            except ValueError:
+                raise StorageError(
+                    f"object store option {key}: not an integer: {value!r}"
+                ) from None
+        elif lowered == "retry_timeout":
+            retry["retry_timeout"] = _duration(key, value)
+        elif lowered == "backoff_base":
+            try:
+                backoff["base"] = float(value)
+            except ValueError:
+                raise StorageError(f"object store option {key}: not a number: {value!r}") from None
+        elif lowered in _BACKOFF:
+            backoff[lowered] = _duration(key, value)
         else:
             out[key] = value
+    if backoff:
+        retry["backoff"] = backoff
     if client:
         out["client_options"] = client
+    if retry:
+        out["retry_config"] = retry
     return out
 
 

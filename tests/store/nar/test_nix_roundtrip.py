@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import random
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -13,10 +12,7 @@ import pytest
 from pytvix.store.nar import BytesSource, NarReader
 from tests.store.nar.helpers import Dir, Reg, Sym, Tree, parse, read_tree, recopy, write_tree
 
-pytestmark = [
-    pytest.mark.compat,
-    pytest.mark.skipif(shutil.which("nix-store") is None, reason="needs nix-store"),
-]
+pytestmark = pytest.mark.compat
 
 NAMES = [
     b"a",

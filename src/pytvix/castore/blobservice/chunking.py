@@ -11,7 +11,7 @@ from __future__ import annotations
 from fastcdc import fastcdc as _fastcdc
 
 DEFAULT_AVG_CHUNK_SIZE = 256 * 1024
-_MIN_AVG, _MAX_AVG = 256, 256 * 1024 * 1024  # fastcdc's own limits on the average
+_MIN_AVG, _MAX_AVG = 512, 256 * 1024 * 1024  # fastcdc: max (2*avg) >= 1024, avg <= 256 MiB
 
 
 class StreamChunker:

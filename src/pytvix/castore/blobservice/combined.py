@@ -1,7 +1,12 @@
 """`combined` BlobService (composition only): reads the local store first; on a miss asks the
 remote for the blob's chunks and reads each one through the local store, filling it. Writes
 go to the local store only; the remote is never written. Concurrent misses for the same blob
-or chunk fetch it from the remote once."""
+or chunk fetch it from the remote once.
+
+`cache` (pytvix only, near/far like the directory and path info caches) reads the same way but
+writes to the far store only: the layout for several daemons sharing one far store, where
+a blob written through one node must be readable through every other. The near store fills
+on read."""
 
 from __future__ import annotations
 
@@ -90,4 +95,25 @@ class CombinedBlobServiceConfig(ServiceConfig[BlobService]):
         return CombinedBlobService(
             await composition.build(BLOB_SERVICES, self.local),
             await composition.build(BLOB_SERVICES, self.remote),
+        )
+
+
+class CacheBlobService(CombinedBlobService):
+    """Reads near first (filling it from far chunk by chunk); writes go to far only."""
+
+    async def open_write(self) -> BlobWriter:
+        return await self.remote.open_write()
+
+
+@dataclass(frozen=True)
+class CacheBlobServiceConfig(ServiceConfig[BlobService]):
+    """TOML only: `near` and `far` name other blob services."""
+
+    near: str
+    far: str
+
+    async def build(self, instance: str, composition: Composition) -> BlobService:
+        return CacheBlobService(
+            await composition.build(BLOB_SERVICES, self.near),
+            await composition.build(BLOB_SERVICES, self.far),
         )

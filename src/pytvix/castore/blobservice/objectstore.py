@@ -20,7 +20,6 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 
 import blake3
-import zstandard
 
 from pytvix.castore.blobservice import (
     BlobReader,
@@ -29,6 +28,7 @@ from pytvix.castore.blobservice import (
     BytesBlobReader,
     ChunkMeta,
 )
+from pytvix.castore.blobservice.chunk_codec import compress_chunk, decode_chunk
 from pytvix.castore.blobservice.chunked_reader import ChunkedBlobReader
 from pytvix.castore.blobservice.chunking import DEFAULT_AVG_CHUNK_SIZE, StreamChunker
 from pytvix.castore.blobservice.objectstore_layout import (
@@ -47,35 +47,10 @@ from pytvix.castore.objectstore import ObjectStore
 from pytvix.castore.scrub import Progress, ScrubReport
 from pytvix.castore.workers import run, submit
 
-ZSTD_LEVEL = 1
 # Chunks in flight per writer: bounds memory to about this many chunks plus the chunker buffer.
 MAX_INFLIGHT_CHUNKS = 16
 # Writer input is hashed and chunked in pieces of this size, off the event loop.
 WRITE_BATCH = 4 << 20
-
-_local = threading.local()
-
-
-def _compressor() -> zstandard.ZstdCompressor:
-    c: zstandard.ZstdCompressor | None = getattr(_local, "cctx", None)
-    if c is None:
-        c = _local.cctx = zstandard.ZstdCompressor(level=ZSTD_LEVEL)
-    return c
-
-
-def _decompress(data: memoryview) -> bytes:
-    """Decompress one zstd frame. Frames written by streaming encoders (as upstream's) carry
-    no content size; those take the slower streaming path."""
-    d: zstandard.ZstdDecompressor | None = getattr(_local, "dctx", None)
-    if d is None:
-        d = _local.dctx = zstandard.ZstdDecompressor()
-    if zstandard.frame_content_size(data) >= 0:
-        return d.decompress(data)
-    dobj = d.decompressobj()
-    out = dobj.decompress(data)
-    if not dobj.eof:
-        raise zstandard.ZstdError("truncated zstd frame")
-    return out
 
 
 class ObjectStoreBlobService(BlobService):
@@ -158,17 +133,8 @@ class ObjectStoreBlobService(BlobService):
         compressed = self.store.get(chunk_key(digest))
         if compressed is None:
             return None
-        try:
-            data = _decompress(memoryview(compressed))
-        except zstandard.ZstdError as e:
-            raise StorageError(f"chunk {digest} in {self.store.url} is corrupt: {e}") from e
-        if blake3.blake3(data).digest() != digest:
-            raise StorageError(f"chunk {digest} in {self.store.url} is corrupt: digest mismatch")
-        if expected_size is not None and len(data) != expected_size:
-            raise StorageError(
-                f"chunk {digest} has {len(data)} bytes, the blob index says {expected_size}"
-            )
-        return data
+        where = f"chunk {digest} in {self.store.url}"
+        return decode_chunk(memoryview(compressed), digest, expected_size, where)
 
     # --- writing ---------------------------------------------------------------------------
 
@@ -192,7 +158,7 @@ class ObjectStoreBlobService(BlobService):
             key = chunk_key(digest)
             new = not self.store.exists(key)
             if new:
-                self.store.put(key, _compressor().compress(chunk))
+                self.store.put(key, compress_chunk(chunk))
             mine.set_result(None)
         except BaseException as e:
             mine.set_exception(e)

@@ -15,10 +15,9 @@ from pytvix.castore.composition import Composition, ServiceConfig
 from pytvix.castore.digests import B3Digest
 from pytvix.castore.directory import Directory
 from pytvix.castore.directoryservice import ClosureStore, DirectoryService
-from pytvix.castore.directoryservice.codec import decode_verified
+from pytvix.castore.directoryservice.codec import DirectoryScrub, decode_verified
 from pytvix.castore.errors import StorageError
 from pytvix.castore.lmdb_env import LmdbConfig, LmdbEnv
-from pytvix.castore.path import PathComponent
 from pytvix.castore.proto import child_directory_digests, decode_directory
 from pytvix.castore.scrub import Progress, ScrubReport
 from pytvix.castore.workers import run
@@ -93,28 +92,10 @@ class LmdbDirectoryService(ClosureStore):
         await run(self.env.read, lambda txn: self._scrub(txn, report, progress))
 
     def _scrub(self, txn: Any, report: ScrubReport, progress: Progress) -> None:
-        sizes: dict[bytes, int] = {}
-        references: list[tuple[B3Digest, PathComponent, B3Digest, int]] = []
+        scrub = DirectoryScrub(report, progress, str(self.env.path))
         for raw_key, value in txn.cursor(db=self._db):
-            try:
-                digest = B3Digest(raw_key)
-                directory = decode_verified(digest, value)
-            except (StorageError, ValueError) as e:
-                report.problem(f"directory {raw_key.hex()} in {self.env.path}: {e}")
-                continue
-            sizes[digest] = directory.size()
-            for name, node in directory.directories():
-                references.append((digest, name, node.digest, node.size))
-            report.ok("directories")
-            progress("directories", 1)
-        for parent, name, child, size in references:
-            if child not in sizes:
-                report.problem(f"directory {parent}: child {name!r} ({child}) is missing")
-            elif sizes[child] != size:
-                report.problem(
-                    f"directory {parent}: child {name!r} records size {size}, "
-                    f"the child has size {sizes[child]}"
-                )
+            scrub.check(raw_key, value)
+        scrub.finish()
 
     async def describe(self) -> dict[str, str | int]:
         return {

@@ -9,38 +9,29 @@ from functools import partial
 from typing import Any
 
 from pytvix.castore.composition import Composition, ServiceConfig
-from pytvix.castore.errors import StorageError
 from pytvix.castore.lmdb_env import LmdbConfig, LmdbEnv
 from pytvix.castore.scrub import Progress, ScrubReport
 from pytvix.castore.workers import run
-from pytvix.store.path_info import PathInfo, ValidatePathInfoError
+from pytvix.store.path_info import PathInfo
 from pytvix.store.pathinfoservice import PathInfoService
-from pytvix.store.proto import decode_path_info, path_info_to_proto
+from pytvix.store.pathinfoservice.stored import decode_stored, scrub_stored
+from pytvix.store.proto import path_info_to_proto
 
 TABLE = b"pathinfo"
 Rows = list[tuple[bytes, bytes]]
 LIST_BATCH = 512
 
 
-def _decode(key: bytes, data: bytes) -> PathInfo:
-    try:
-        info = decode_path_info(data)
-    except ValidatePathInfoError as e:
-        raise StorageError(f"stored PathInfo {key.hex()} is invalid: {e}") from e
-    if info.store_path.digest != key:
-        raise StorageError(f"stored PathInfo under {key.hex()} is for {info.store_path}")
-    return info
-
-
 class LmdbPathInfoService(PathInfoService):
     def __init__(self, env: LmdbEnv) -> None:
         self.env = env
         self._db = env.db(TABLE)
+        self._where = f"lmdb://{env.path}"
         self._closed = False
 
     async def get(self, digest: bytes) -> PathInfo | None:
         data = self.env.read(lambda txn: txn.get(digest, db=self._db))
-        return None if data is None else _decode(digest, data)
+        return None if data is None else decode_stored(digest, data, self._where)
 
     async def put(self, info: PathInfo) -> PathInfo:
         key = info.store_path.digest
@@ -53,7 +44,7 @@ class LmdbPathInfoService(PathInfoService):
         while True:
             rows = self.env.read(partial(self._batch, after=after))
             for key, data in rows:
-                yield _decode(key, data)
+                yield decode_stored(key, data, self._where)
             if len(rows) < LIST_BATCH:
                 return
             after = rows[-1][0]
@@ -76,13 +67,7 @@ class LmdbPathInfoService(PathInfoService):
 
         def scrub(txn: Any) -> None:
             for key, value in txn.cursor(db=self._db):
-                try:
-                    _decode(key, value)
-                except StorageError as e:
-                    report.problem(str(e))
-                    continue
-                report.ok("path infos")
-                progress("path infos", 1)
+                scrub_stored(key, value, self._where, report, progress)
 
         await run(self.env.read, scrub)
 

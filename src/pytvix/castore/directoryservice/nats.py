@@ -1,0 +1,150 @@
+"""DirectoryService on NATS JetStream (`nats://host:port?bucket_prefix=pytvix`).
+
+KV bucket `<prefix>-directories`: key hex(digest) -> canonical Directory bytes, verified
+(digest and validity) on every read. A directory larger than one message goes to the
+`<prefix>-large` object store (see `pytvix.castore.nats_client`).
+
+Closures are validated by the putter, then written leaves first: a directory is created only
+after all its subdirectories are acknowledged (directories of one depth level concurrently),
+so no reader ever sees a directory whose children are missing, even mid-write. A write that
+fails part-way leaves some complete sub-closures without their parent: unreferenced and
+harmless (a later upload of the closure skips them, creates never rewrite). Reads of a closure
+fetch a window of directories ahead, breadth first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from functools import partial
+
+import blake3
+
+from pytvix.castore.composition import Composition, ServiceConfig
+from pytvix.castore.digests import B3Digest
+from pytvix.castore.directory import Directory
+from pytvix.castore.directoryservice import ClosureStore, DirectoryService
+from pytvix.castore.directoryservice.codec import DirectoryScrub, decode_verified
+from pytvix.castore.errors import StorageError
+from pytvix.castore.nats_client import (
+    KvBucket,
+    LargeValues,
+    NatsConnection,
+    NatsSettings,
+    gather_limited,
+)
+from pytvix.castore.proto import child_directory_digests, decode_directory
+from pytvix.castore.scrub import Progress, ScrubReport
+
+# Directories written / read ahead at once.
+WRITE_CONCURRENCY = 64
+READ_WINDOW = 64
+
+
+class NatsDirectoryService(ClosureStore):
+    def __init__(self, settings: NatsSettings) -> None:
+        self.conn = NatsConnection.acquire(settings.endpoint())
+        large = LargeValues(self.conn, settings.bucket("large"), settings.replicas)
+        self.kv = KvBucket(self.conn, settings.bucket("directories"), settings.replicas, large)
+        self._closed = False
+
+    async def get(self, digest: B3Digest) -> Directory | None:
+        data = await self.kv.get(digest.hex())
+        return None if data is None else decode_verified(digest, data)
+
+    async def persist_closure(self, closure: Sequence[Directory]) -> None:
+        """Create the directories level by level, leaves first (see the module docstring)."""
+        levels: dict[B3Digest, int] = {}
+        by_level: list[list[tuple[str, bytes]]] = []
+        for directory in closure:
+            digest = directory.digest()
+            if digest in levels:
+                continue
+            level = 1 + max((levels[n.digest] for _, n in directory.directories()), default=-1)
+            levels[digest] = level
+            if level == len(by_level):
+                by_level.append([])
+            by_level[level].append((digest.hex(), directory.encode()))
+        for rows in by_level:
+            await gather_limited(
+                [partial(self.kv.create, k, v) for k, v in rows], WRITE_CONCURRENCY
+            )
+
+    async def get_recursive(self, root: B3Digest) -> AsyncIterator[Directory]:
+        async for data in self.get_recursive_encoded(root):
+            directory = decode_directory(data)
+            directory._adopt_encoding(data, B3Digest.of(data))  # verified while fetching
+            yield directory
+
+    async def get_recursive_encoded(self, root: B3Digest) -> AsyncIterator[bytes]:
+        """The closure as verified canonical bytes, breadth first, each directory once."""
+        queue: deque[B3Digest] = deque([root])
+        queued: set[bytes] = {root}
+        window: deque[tuple[B3Digest, asyncio.Task[bytes | None]]] = deque()
+        try:
+            while queue or window:
+                while queue and len(window) < READ_WINDOW:
+                    digest = queue.popleft()
+                    task = asyncio.ensure_future(self.kv.get(digest.hex()))
+                    task.add_done_callback(_consume_exception)
+                    window.append((digest, task))
+                digest, task = window.popleft()
+                data = await task
+                if data is None:
+                    if digest == root:
+                        return
+                    raise StorageError(
+                        f"directory {digest} does not exist (referenced below {root})"
+                    )
+                if blake3.blake3(data).digest() != digest:
+                    raise StorageError(f"directory {digest} in {self._where()} is corrupt")
+                for child in child_directory_digests(data):
+                    if child not in queued:
+                        queued.add(child)
+                        queue.append(B3Digest(child))
+                yield data
+        finally:
+            for _, task in window:
+                task.cancel()
+
+    def _where(self) -> str:
+        return f"{self.conn.endpoint.display} bucket {self.kv.name}"
+
+    # --- maintenance -----------------------------------------------------------------------
+
+    async def scrub(self, report: ScrubReport, progress: Progress) -> None:
+        """Re-hash and re-validate every directory; check every child it references is
+        stored with the recorded size (Scrubbable)."""
+        scrub = DirectoryScrub(report, progress, self._where())
+        async for key, value in self.kv.items():
+            scrub.check(key, value)
+        scrub.finish()
+
+    async def describe(self) -> dict[str, str | int]:
+        count, stored = await self.kv.stats()
+        return {
+            "url": self.conn.endpoint.display,
+            "bucket": self.kv.name,
+            "directories": count,
+            "stored bytes": stored,
+        }
+
+    async def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            await self.conn.release()
+
+
+def _consume_exception(task: asyncio.Task[bytes | None]) -> None:
+    if not task.cancelled():
+        task.exception()
+
+
+@dataclass(frozen=True)
+class NatsDirectoryServiceConfig(NatsSettings, ServiceConfig[DirectoryService]):
+    """`nats://host:port?bucket_prefix=pytvix` (fields of NatsSettings)."""
+
+    async def build(self, instance: str, composition: Composition) -> DirectoryService:
+        return NatsDirectoryService(self)

@@ -1,0 +1,79 @@
+"""PathInfoService on NATS JetStream (`nats://host:port?bucket_prefix=pytvix`).
+
+KV bucket `<prefix>-pathinfo`: key hex(20-byte store path digest) -> PathInfo protobuf
+(deterministic serialization), validated on read (and checked to be stored under its own
+digest). `put` overwrites; `list` streams every key's latest value through an ordered
+consumer. A PathInfo larger than one message goes to the `<prefix>-large` object store (see
+`pytvix.castore.nats_client`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from pytvix.castore.composition import Composition, ServiceConfig
+from pytvix.castore.nats_client import KvBucket, LargeValues, NatsConnection, NatsSettings
+from pytvix.castore.scrub import Progress, ScrubReport
+from pytvix.store.path_info import PathInfo
+from pytvix.store.pathinfoservice import PathInfoService
+from pytvix.store.pathinfoservice.stored import decode_stored, scrub_stored
+from pytvix.store.proto import path_info_to_proto
+
+DIGEST_LEN = 20
+
+
+class NatsPathInfoService(PathInfoService):
+    def __init__(self, settings: NatsSettings) -> None:
+        self.conn = NatsConnection.acquire(settings.endpoint())
+        large = LargeValues(self.conn, settings.bucket("large"), settings.replicas)
+        self.kv = KvBucket(self.conn, settings.bucket("pathinfo"), settings.replicas, large)
+        self._closed = False
+
+    async def get(self, digest: bytes) -> PathInfo | None:
+        if len(digest) != DIGEST_LEN:
+            return None  # never stored
+        data = await self.kv.get(digest.hex())
+        return None if data is None else decode_stored(digest, data, self._where())
+
+    async def put(self, info: PathInfo) -> PathInfo:
+        value = path_info_to_proto(info).SerializeToString(deterministic=True)
+        await self.kv.put(info.store_path.digest.hex(), value)
+        return info
+
+    async def list(self) -> AsyncIterator[PathInfo]:
+        async for key, data in self.kv.items():
+            yield decode_stored(key, data, self._where())
+
+    # --- maintenance -----------------------------------------------------------------------
+
+    async def scrub(self, report: ScrubReport, progress: Progress) -> None:
+        """Re-validate every stored PathInfo (Scrubbable)."""
+        where = self._where()
+        async for key, data in self.kv.items():
+            scrub_stored(key, data, where, report, progress)
+
+    def _where(self) -> str:
+        return f"{self.conn.endpoint.display} bucket {self.kv.name}"
+
+    async def describe(self) -> dict[str, str | int]:
+        count, stored = await self.kv.stats()
+        return {
+            "url": self.conn.endpoint.display,
+            "bucket": self.kv.name,
+            "path infos": count,
+            "stored bytes": stored,
+        }
+
+    async def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            await self.conn.release()
+
+
+@dataclass(frozen=True)
+class NatsPathInfoServiceConfig(NatsSettings, ServiceConfig[PathInfoService]):
+    """`nats://host:port?bucket_prefix=pytvix` (fields of NatsSettings)."""
+
+    async def build(self, instance: str, composition: Composition) -> PathInfoService:
+        return NatsPathInfoService(self)
