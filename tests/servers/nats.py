@@ -122,7 +122,9 @@ def nats_server() -> NatsServer:
         if _server is None:
             binary = nats_server_binary()
             if binary is None:
-                pytest.fail("nats-server is not installed: run scripts/install-system-deps.sh (apt nats-server)")
+                pytest.fail(
+                    "nats-server is not installed: run scripts/install-system-deps.sh (apt nats-server)"
+                )
             base = Path(tempfile.mkdtemp(prefix="pytvix-nats-", dir="/tmp"))
             server = NatsServer(binary, base)
             try:

@@ -138,7 +138,9 @@ def postgres_server() -> PostgresServer:
         if _server is None:
             bin_dir = pg_bin_dir()
             if bin_dir is None or not (bin_dir / "initdb").exists():
-                pytest.fail("PostgreSQL is not installed: run scripts/install-system-deps.sh (apt postgresql)")
+                pytest.fail(
+                    "PostgreSQL is not installed: run scripts/install-system-deps.sh (apt postgresql)"
+                )
             base = Path(tempfile.mkdtemp(prefix="pytvix-pg-", dir="/tmp"))
             os.chmod(base, 0o755)
             try:
