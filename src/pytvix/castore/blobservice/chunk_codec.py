@@ -13,15 +13,33 @@ from pytvix.castore.digests import B3Digest
 from pytvix.castore.errors import StorageError
 
 ZSTD_LEVEL = 1
+# zstd's fast mode, for chunks that do not compress: at level 1 zstd spends about 190 µs on a
+# 256 KiB chunk of random bytes (1.3 GB/s, the most expensive step of a write) to find no
+# matches; level -1 gives the same frame size at 13 GB/s. A 16 KiB probe from the middle of
+# the chunk (about 6 µs) decides; compressible data keeps level 1.
+FAST_LEVEL = -1
+PROBE = 16 << 10
+INCOMPRESSIBLE = 0.97  # probe frame size / probe size at or above which data counts as such
 
 _local = threading.local()
 
 
-def compress_chunk(chunk: bytes | memoryview) -> bytes:
-    """The chunk as one zstd frame (with its content size)."""
-    cctx: zstandard.ZstdCompressor | None = getattr(_local, "cctx", None)
+def _compressor(level: int) -> zstandard.ZstdCompressor:
+    cctx: zstandard.ZstdCompressor | None = getattr(_local, f"cctx{level}", None)
     if cctx is None:
-        cctx = _local.cctx = zstandard.ZstdCompressor(level=ZSTD_LEVEL)
+        cctx = zstandard.ZstdCompressor(level=level)
+        setattr(_local, f"cctx{level}", cctx)
+    return cctx
+
+
+def compress_chunk(chunk: bytes | memoryview) -> bytes:
+    """The chunk as one zstd frame (with its content size); any zstd decoder reads it."""
+    cctx = _compressor(ZSTD_LEVEL)
+    if len(chunk) >= 4 * PROBE:
+        middle = len(chunk) // 2
+        probe = memoryview(chunk)[middle : middle + PROBE]
+        if len(cctx.compress(probe)) >= PROBE * INCOMPRESSIBLE:
+            cctx = _compressor(FAST_LEVEL)
     return cctx.compress(chunk)
 
 
