@@ -6,17 +6,16 @@ Adding a backend adds one line here.
 from __future__ import annotations
 
 import importlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from pytvix.castore.composition import BLOB_SERVICES, DIRECTORY_SERVICES, Composition, from_addr
+from pytvix.castore.composition import BLOB_SERVICES, DIRECTORY_SERVICES, Composition
 from pytvix.nixcompat.signing import SigningKey
 from pytvix.store.composition import PATHINFO_SERVICES, STORE_KINDS, open_store_from_urls
 from pytvix.store.grpc_daemon import StoreServer
-
-Factory = Callable[[Path], AbstractAsyncContextManager[Any]]
+from tests.contract.opening import Factory, opened
 
 
 def by_url(kind: Any, url_template: str) -> Factory:
@@ -24,11 +23,8 @@ def by_url(kind: Any, url_template: str) -> Factory:
 
     @asynccontextmanager
     async def factory(tmp: Path) -> AsyncIterator[Any]:
-        service = await from_addr(kind, url_template.format(tmp=tmp))
-        try:
+        async with opened(kind, url_template.format(tmp=tmp)) as service:
             yield service
-        finally:
-            await service.close()
 
     return factory
 
@@ -77,12 +73,8 @@ def via_grpc(kind: Any, blob: str = "memory://") -> Factory:
 
     @asynccontextmanager
     async def factory(tmp: Path) -> AsyncIterator[Any]:
-        async with grpc_server(tmp, blob) as url:
-            service = await from_addr(kind, url)
-            try:
-                yield service
-            finally:
-                await service.close()
+        async with grpc_server(tmp, blob) as url, opened(kind, url) as service:
+            yield service
 
     return factory
 

@@ -3,16 +3,15 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from pytvix.castore.composition import BLOB_SERVICES, DIRECTORY_SERVICES, from_addr
+from pytvix.castore.composition import BLOB_SERVICES, DIRECTORY_SERVICES
 from pytvix.store.composition import PATHINFO_SERVICES
+from tests.contract.opening import Factory, opened
 from tests.servers.nats import delete_buckets, nats_server, unique_prefix
-
-Factory = Callable[[Path], AbstractAsyncContextManager[Any]]
 
 
 def nats_backend(kind: Any, query: str = "") -> Factory:
@@ -23,11 +22,8 @@ def nats_backend(kind: Any, query: str = "") -> Factory:
     async def factory(tmp: Path) -> AsyncIterator[Any]:
         server = nats_server()
         prefix = unique_prefix()
-        service = await from_addr(kind, f"{server.url}?bucket_prefix={prefix}{query}")
-        try:
+        async with opened(kind, f"{server.url}?bucket_prefix={prefix}{query}") as service:
             yield service
-        finally:
-            await service.close()
             await delete_buckets(server.url, prefix)
 
     return factory

@@ -3,27 +3,22 @@ test process's PostgreSQL server (tests/servers/postgres.py)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from pytvix.castore.composition import DIRECTORY_SERVICES, from_addr
+from pytvix.castore.composition import DIRECTORY_SERVICES
 from pytvix.store.composition import PATHINFO_SERVICES
+from tests.contract.opening import Factory, opened
 from tests.servers.postgres import fresh_database
-
-Factory = Callable[[Path], AbstractAsyncContextManager[Any]]
 
 
 def on_fresh_database(kind: Any) -> Factory:
     @asynccontextmanager
     async def factory(tmp: Path) -> AsyncIterator[Any]:
-        async with fresh_database() as url:
-            service = await from_addr(kind, url)
-            try:
-                yield service
-            finally:
-                await service.close()
+        async with fresh_database() as url, opened(kind, url) as service:
+            yield service
 
     return factory
 

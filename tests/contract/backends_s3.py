@@ -3,15 +3,14 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from pytvix.castore.composition import BLOB_SERVICES, DIRECTORY_SERVICES, from_addr
+from pytvix.castore.composition import BLOB_SERVICES, DIRECTORY_SERVICES
+from tests.contract.opening import Factory, opened
 from tests.servers.ceph import ceph
-
-Factory = Callable[[Path], AbstractAsyncContextManager[Any]]
 
 
 def on_radosgw(kind: Any, **options: str) -> Factory:
@@ -21,11 +20,8 @@ def on_radosgw(kind: Any, **options: str) -> Factory:
     async def factory(tmp: Path) -> AsyncIterator[Any]:
         server = ceph()
         url = server.url(server.new_bucket(), "prefix", scheme="objectstore+s3", **options)
-        service = await from_addr(kind, url)
-        try:
+        async with opened(kind, url) as service:
             yield service
-        finally:
-            await service.close()
 
     return factory
 
