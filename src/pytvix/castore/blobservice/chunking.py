@@ -13,12 +13,17 @@ from fastcdc import fastcdc as _fastcdc
 DEFAULT_AVG_CHUNK_SIZE = 256 * 1024
 _MIN_AVG, _MAX_AVG = 512, 256 * 1024 * 1024  # fastcdc: max (2*avg) >= 1024, avg <= 256 MiB
 
+# Input pieces, immutable for as long as the chunker or a chunk cut from them is alive.
+Piece = bytes | memoryview
+
 
 class StreamChunker:
     """Splits a stream fed with `feed()` into chunks of avg ~`avg_size` (min avg/2, max 2·avg).
 
-    `feed(data)` returns the chunks that became final; `finish()` returns the rest. Chunks are
-    `bytes`; their concatenation is exactly the input.
+    `feed(*pieces)` returns the chunks that became final; `finish()` returns the rest. Their
+    concatenation is exactly the input. Chunks are read-only memoryviews into one copy of the
+    input (each byte is copied once, however it is cut), so fed pieces must not change
+    afterwards: pass `bytes`, or a copy.
     """
 
     def __init__(self, avg_size: int = DEFAULT_AVG_CHUNK_SIZE) -> None:
@@ -27,33 +32,37 @@ class StreamChunker:
         self.avg_size = avg_size
         self.min_size = avg_size // 2
         self.max_size = avg_size * 2
-        self._buf = bytearray()
+        self._pieces: list[Piece] = []
+        self._buffered = 0
 
     def is_single_chunk(self, total: int) -> bool:
         """Whether a stream of `total` bytes (nothing fed yet) is always exactly one chunk."""
-        return not self._buf and total <= self.min_size
+        return not self._buffered and total <= self.min_size
 
-    def feed(self, data: bytes | bytearray | memoryview) -> list[bytes]:
-        self._buf += data
-        if len(self._buf) < 2 * self.max_size:
+    def feed(self, *pieces: Piece) -> list[memoryview]:
+        for piece in pieces:
+            if len(piece):
+                self._pieces.append(piece)
+                self._buffered += len(piece)
+        if self._buffered < 2 * self.max_size:
             return []
         return self._cut(final=False)
 
-    def finish(self) -> list[bytes]:
-        return self._cut(final=True) if self._buf else []
+    def finish(self) -> list[memoryview]:
+        return self._cut(final=True) if self._buffered else []
 
-    def _cut(self, *, final: bool) -> list[bytes]:
-        buf = self._buf
-        view = memoryview(buf)
-        out: list[bytes] = []
+    def _cut(self, *, final: bool) -> list[memoryview]:
+        pieces = self._pieces
+        buf = pieces[0] if len(pieces) == 1 else b"".join(pieces)
+        view = memoryview(buf).toreadonly()
+        out: list[memoryview] = []
         consumed = 0
-        try:
-            for chunk in _fastcdc(view, self.min_size, self.avg_size, self.max_size, fat=False):
-                if not final and len(buf) - chunk.offset < self.max_size:
-                    break
-                out.append(bytes(view[chunk.offset : chunk.offset + chunk.length]))
-                consumed = chunk.offset + chunk.length
-        finally:
-            view.release()
-        del buf[:consumed]
+        for chunk in _fastcdc(view, self.min_size, self.avg_size, self.max_size, fat=False):
+            if not final and len(view) - chunk.offset < self.max_size:
+                break
+            consumed = chunk.offset + chunk.length
+            out.append(view[chunk.offset : consumed])
+        rest = view[consumed:]
+        self._pieces = [rest] if len(rest) else []
+        self._buffered = len(rest)
         return out

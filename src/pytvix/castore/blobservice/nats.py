@@ -24,8 +24,7 @@ avg_chunk_size near 512 KiB or above, or an index of more than ~25k chunks) goes
 from __future__ import annotations
 
 import asyncio
-from collections import deque
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
 from functools import partial
 
@@ -40,6 +39,7 @@ from pytvix.castore.blobservice import (
 )
 from pytvix.castore.blobservice.chunk_codec import compress_chunk, decode_chunk
 from pytvix.castore.blobservice.chunked_reader import ChunkedBlobReader
+from pytvix.castore.blobservice.chunked_writer import MAX_INFLIGHT_CHUNKS, ChunkedBlobWriter
 from pytvix.castore.blobservice.chunking import DEFAULT_AVG_CHUNK_SIZE, StreamChunker
 from pytvix.castore.blobservice.objectstore_layout import decode_index, encode_index
 from pytvix.castore.composition import Composition, ConfigError, ServiceConfig
@@ -55,10 +55,6 @@ from pytvix.castore.nats_client import (
 from pytvix.castore.scrub import Progress, ScrubReport
 from pytvix.castore.workers import run
 
-# Chunks in flight per writer (bounds memory to about this many chunks + the chunker buffer).
-MAX_INFLIGHT_CHUNKS = 16
-# Writer input is hashed and chunked in pieces of this size, off the event loop.
-WRITE_BATCH = 4 << 20
 # Blobs (or chunks) handled at once by put_many, read_many and scrub.
 BATCH_CONCURRENCY = 16
 # Chunks this small are verified on the event loop (a worker hop costs more).
@@ -67,7 +63,7 @@ INLINE_VERIFY = 16 << 10
 MIN_MAX_CHUNK = 1024
 
 
-def _compress(chunk: bytes) -> tuple[B3Digest, bytes]:
+def _compress(chunk: bytes | memoryview) -> tuple[B3Digest, bytes]:
     """(digest, zstd frame) of a chunk (blocking; worker threads)."""
     return B3Digest(blake3.blake3(chunk).digest()), compress_chunk(chunk)
 
@@ -150,9 +146,17 @@ class NatsBlobService(BlobService):
     # --- writing ---------------------------------------------------------------------------
 
     async def open_write(self) -> BlobWriter:
-        return _NatsBlobWriter(self)
+        return ChunkedBlobWriter(self)
 
-    async def store_chunk(self, chunk: bytes) -> tuple[ChunkMeta, bool]:
+    def start_chunk(self, chunk: memoryview) -> Awaitable[tuple[ChunkMeta, bool]]:
+        """(ChunkStore)"""
+        return asyncio.ensure_future(self.store_chunk(chunk))
+
+    async def store_small_blob(self, data: bytes) -> tuple[B3Digest, int]:
+        """(ChunkStore)"""
+        return await self.store_whole_blob(data)
+
+    async def store_chunk(self, chunk: bytes | memoryview) -> tuple[ChunkMeta, bool]:
         """Hash and compress one chunk (worker pool), create it unless present; returns it
         and whether it was new."""
         digest, frame = await run(_compress, chunk)
@@ -244,89 +248,6 @@ class NatsBlobService(BlobService):
         if not self._closed:
             self._closed = True
             await self.conn.release()
-
-
-class _NatsBlobWriter(BlobWriter):
-    def __init__(self, service: NatsBlobService) -> None:
-        self._service = service
-        self._chunker = StreamChunker(service.avg_chunk_size)
-        self._hasher = blake3.blake3()
-        self._pending = bytearray()
-        self._inflight: deque[asyncio.Task[tuple[ChunkMeta, bool]]] = deque()
-        self._chunks: list[ChunkMeta] = []
-        self._new_bytes = 0
-        self._digest: B3Digest | None = None
-        self._aborted = False
-
-    async def write(self, data: bytes | bytearray | memoryview) -> int:
-        if self._digest is not None or self._aborted:
-            raise ValueError("write on a closed blob writer")
-        self._pending += data
-        if len(self._pending) >= WRITE_BATCH:
-            await self._process(final=False)
-        return len(data)
-
-    async def _process(self, *, final: bool) -> None:
-        """Hash and cut the pending bytes off the loop, then start storing the chunks, waiting
-        for the oldest when too many are in flight."""
-        data, self._pending = self._pending, bytearray()
-        for chunk in await run(self._hash_and_cut, data, final):
-            while len(self._inflight) >= MAX_INFLIGHT_CHUNKS:
-                await self._collect_oldest()
-            task = asyncio.ensure_future(self._service.store_chunk(chunk))
-            task.add_done_callback(_consume_exception)
-            self._inflight.append(task)
-
-    def _hash_and_cut(self, data: bytearray, final: bool) -> list[bytes]:
-        self._hasher.update(data)
-        chunks = self._chunker.feed(data)
-        if final:
-            chunks += self._chunker.finish()
-        return chunks
-
-    async def _collect_oldest(self) -> None:
-        chunk, new = await self._inflight.popleft()
-        self._chunks.append(chunk)
-        if new:
-            self._new_bytes += chunk.size
-
-    async def close(self) -> B3Digest:
-        if self._digest is not None:
-            return self._digest
-        if self._aborted:
-            raise ValueError("close on an aborted blob writer")
-        try:
-            if (
-                not self._chunks
-                and not self._inflight
-                and self._chunker.is_single_chunk(len(self._pending))
-            ):
-                digest, self._new_bytes = await self._service.store_whole_blob(bytes(self._pending))
-            else:
-                await self._process(final=True)
-                while self._inflight:
-                    await self._collect_oldest()
-                digest = B3Digest(self._hasher.digest())
-                if digest != EMPTY_BLOB_DIGEST:
-                    await self._service.commit_index(digest, self._chunks)
-        except BaseException:
-            await self.abort()
-            raise
-        self.new_bytes = self._new_bytes
-        self._digest = digest
-        return digest
-
-    async def abort(self) -> None:
-        """Drop buffered data; chunks already stored stay (unreferenced, harmless)."""
-        self._aborted = True
-        while self._inflight:
-            self._inflight.popleft().cancel()
-        self._pending = bytearray()
-
-
-def _consume_exception(task: asyncio.Task[tuple[ChunkMeta, bool]]) -> None:
-    if not task.cancelled():
-        task.exception()
 
 
 @dataclass(frozen=True)

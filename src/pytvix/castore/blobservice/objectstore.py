@@ -4,9 +4,10 @@
   chunks; the list is empty when the blob is a single chunk.
 - `chunks/b3/<hex(digest[:2])>/<hex(digest)>`: zstd-compressed chunk bytes.
 
-Writes chunk the stream with FastCDC; each chunk is hashed, and compressed and stored only if
-it is not stored yet, on the worker pool. The blob index is written last, after all its chunks
-(and, with `fsync`, after a durability barrier), so no index ever points at missing chunks.
+Writes chunk the stream with FastCDC (ChunkedBlobWriter); each chunk is hashed, and compressed
+and stored only if it is not stored yet, on the worker pool. The blob index is written last,
+after all its chunks (and, with `fsync`, after a durability barrier), so no index ever points
+at missing chunks.
 Every chunk read is decompressed and verified against its digest before use.
 """
 
@@ -14,10 +15,9 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections import deque
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from concurrent.futures import Future
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import blake3
 
@@ -30,6 +30,7 @@ from pytvix.castore.blobservice import (
 )
 from pytvix.castore.blobservice.chunk_codec import compress_chunk, decode_chunk
 from pytvix.castore.blobservice.chunked_reader import ChunkedBlobReader
+from pytvix.castore.blobservice.chunked_writer import ChunkedBlobWriter
 from pytvix.castore.blobservice.chunking import DEFAULT_AVG_CHUNK_SIZE, StreamChunker
 from pytvix.castore.blobservice.objectstore_layout import (
     BLOBS_PREFIX,
@@ -46,11 +47,6 @@ from pytvix.castore.errors import StorageError
 from pytvix.castore.objectstore import ObjectStore
 from pytvix.castore.scrub import Progress, ScrubReport
 from pytvix.castore.workers import run, submit
-
-# Chunks in flight per writer: bounds memory to about this many chunks plus the chunker buffer.
-MAX_INFLIGHT_CHUNKS = 16
-# Writer input is hashed and chunked in pieces of this size, off the event loop.
-WRITE_BATCH = 4 << 20
 
 
 class ObjectStoreBlobService(BlobService):
@@ -139,9 +135,21 @@ class ObjectStoreBlobService(BlobService):
     # --- writing ---------------------------------------------------------------------------
 
     async def open_write(self) -> BlobWriter:
-        return _ObjectStoreBlobWriter(self)
+        return ChunkedBlobWriter(self)
 
-    def store_chunk(self, chunk: bytes) -> tuple[ChunkMeta, bool]:
+    def start_chunk(self, chunk: memoryview) -> Awaitable[tuple[ChunkMeta, bool]]:
+        """store_chunk on the worker pool (ChunkStore)."""
+        return asyncio.wrap_future(submit(self.store_chunk, chunk))
+
+    async def store_small_blob(self, data: bytes) -> tuple[B3Digest, int]:
+        """(ChunkStore)"""
+        return await run(self.store_whole_blob, data)
+
+    async def commit_index(self, digest: B3Digest, chunks: list[ChunkMeta]) -> None:
+        """(ChunkStore)"""
+        await run(self.commit_indexes, [(digest, chunks)])
+
+    def store_chunk(self, chunk: bytes | memoryview) -> tuple[ChunkMeta, bool]:
         """Hash one chunk and store it unless present; returns it and whether it was new
         (blocking; worker threads). Concurrent stores of the same chunk in this process
         write it once: later callers wait for the first."""
@@ -227,94 +235,6 @@ class ObjectStoreBlobService(BlobService):
             self.store.put(blob_key(digest), encode_index(chunks if len(chunks) > 1 else []))
         if self.fsync:
             self.store.sync()
-
-
-@dataclass
-class _WriterState:
-    hasher: blake3.blake3 = field(default_factory=blake3.blake3)
-    pending: bytearray = field(default_factory=bytearray)
-    inflight: deque[Future[tuple[ChunkMeta, bool]]] = field(default_factory=deque)
-    chunks: list[ChunkMeta] = field(default_factory=list)
-    new_bytes: int = 0
-
-    async def collect_oldest(self) -> None:
-        chunk, new = await asyncio.wrap_future(self.inflight.popleft())
-        self.chunks.append(chunk)
-        if new:
-            self.new_bytes += chunk.size
-
-
-class _ObjectStoreBlobWriter(BlobWriter):
-    def __init__(self, service: ObjectStoreBlobService) -> None:
-        self._service = service
-        self._chunker = StreamChunker(service.avg_chunk_size)
-        self._state = _WriterState()
-        self._digest: B3Digest | None = None
-        self._aborted = False
-
-    async def write(self, data: bytes | bytearray | memoryview) -> int:
-        if self._digest is not None or self._aborted:
-            raise ValueError("write on a closed blob writer")
-        self._state.pending += data
-        if len(self._state.pending) >= WRITE_BATCH:
-            await self._process(final=False)
-        return len(data)
-
-    async def _process(self, *, final: bool) -> None:
-        """Hash and chunk the pending bytes off the loop, then hand chunks to the pool,
-        waiting for the oldest when too many are in flight."""
-        state = self._state
-        data, state.pending = state.pending, bytearray()
-        chunks = await run(self._hash_and_cut, data, final)
-        for chunk in chunks:
-            while len(state.inflight) >= MAX_INFLIGHT_CHUNKS:
-                await state.collect_oldest()
-            state.inflight.append(submit(self._service.store_chunk, chunk))
-
-    def _hash_and_cut(self, data: bytearray, final: bool) -> list[bytes]:
-        self._state.hasher.update(data)
-        chunks = self._chunker.feed(data)
-        if final:
-            chunks += self._chunker.finish()
-        return chunks
-
-    async def close(self) -> B3Digest:
-        if self._digest is not None:
-            return self._digest
-        if self._aborted:
-            raise ValueError("close on an aborted blob writer")
-        state = self._state
-        try:
-            if (
-                not state.chunks
-                and not state.inflight
-                and self._chunker.is_single_chunk(len(state.pending))
-            ):
-                # small blob: one worker job instead of hash, chunk and index hops
-                digest, state.new_bytes = await run(
-                    self._service.store_whole_blob, bytes(state.pending)
-                )
-            else:
-                await self._process(final=True)
-                while state.inflight:
-                    await state.collect_oldest()
-                digest = B3Digest(state.hasher.digest())
-                await run(self._service.commit_indexes, [(digest, state.chunks)])
-        except BaseException:
-            await self.abort()
-            raise
-        self.new_bytes = state.new_bytes
-        self._digest = digest
-        return digest
-
-    async def abort(self) -> None:
-        """Drop buffered data; chunks already stored stay (unreferenced, harmless)."""
-        self._aborted = True
-        state = self._state
-        while state.inflight:
-            future = state.inflight.popleft()
-            future.cancel()
-        state.pending = bytearray()
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,136 @@
+"""The blob writer of the chunking backends (object store, NATS): input is hashed and cut
+with FastCDC off the event loop, chunks are stored concurrently (bounded), and the blob index
+is committed only after every chunk was stored, so no index ever points at missing chunks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import Awaitable
+from typing import Protocol
+
+import blake3
+
+from pytvix.castore.blobservice import BlobWriter, ChunkMeta
+from pytvix.castore.blobservice.chunking import Piece, StreamChunker
+from pytvix.castore.digests import EMPTY_BLOB_DIGEST, B3Digest
+from pytvix.castore.workers import run
+
+# Chunks in flight per writer: bounds memory to about this many chunks plus a few batches.
+MAX_INFLIGHT_CHUNKS = 16
+# Writer input is hashed and chunked in batches of this size, off the event loop.
+WRITE_BATCH = 4 << 20
+
+
+class ChunkStore(Protocol):
+    """What a chunking backend provides to its writer."""
+
+    avg_chunk_size: int
+
+    def start_chunk(self, chunk: memoryview) -> Awaitable[tuple[ChunkMeta, bool]]:
+        """Start hashing and storing one chunk unless present, now; the result is the chunk
+        and whether it was new. Must not block the event loop."""
+        ...
+
+    async def store_small_blob(self, data: bytes) -> tuple[B3Digest, int]:
+        """Store a blob of one chunk; returns its digest and how many bytes were new."""
+        ...
+
+    async def commit_index(self, digest: B3Digest, chunks: list[ChunkMeta]) -> None:
+        """Make the blob readable, after all its chunks were stored."""
+        ...
+
+
+class ChunkedBlobWriter(BlobWriter):
+    def __init__(self, store: ChunkStore) -> None:
+        self._store = store
+        self._chunker = StreamChunker(store.avg_chunk_size)
+        self._hasher = blake3.blake3()
+        self._pending: list[Piece] = []
+        self._pending_size = 0
+        self._inflight: deque[asyncio.Future[tuple[ChunkMeta, bool]]] = deque()
+        self._chunks: list[ChunkMeta] = []
+        self._new_bytes = 0
+        self._digest: B3Digest | None = None
+        self._aborted = False
+
+    async def write(self, data: bytes | bytearray | memoryview) -> int:
+        if self._digest is not None or self._aborted:
+            raise ValueError("write on a closed blob writer")
+        # bytes are kept as they are; anything the caller may change afterwards is copied
+        self._pending.append(data if isinstance(data, bytes) else bytes(data))
+        self._pending_size += len(data)
+        if self._pending_size >= WRITE_BATCH:
+            await self._process(final=False)
+        return len(data)
+
+    async def _process(self, *, final: bool) -> None:
+        """Hash and cut the pending bytes off the loop, then start storing the chunks,
+        waiting for the oldest while too many are in flight."""
+        pieces, self._pending, self._pending_size = self._pending, [], 0
+        for chunk in await run(self._hash_and_cut, pieces, final):
+            while len(self._inflight) >= MAX_INFLIGHT_CHUNKS:
+                await self._collect_oldest()
+            future = asyncio.ensure_future(self._store.start_chunk(chunk))
+            future.add_done_callback(_consume_exception)
+            self._inflight.append(future)
+
+    def _hash_and_cut(self, pieces: list[Piece], final: bool) -> list[memoryview]:
+        for piece in pieces:
+            self._hasher.update(piece)
+        chunks = self._chunker.feed(*pieces)
+        if final:
+            chunks += self._chunker.finish()
+        return chunks
+
+    async def _collect_oldest(self) -> None:
+        chunk, new = await self._inflight.popleft()
+        self._chunks.append(chunk)
+        if new:
+            self._new_bytes += chunk.size
+
+    async def close(self) -> B3Digest:
+        if self._digest is not None:
+            return self._digest
+        if self._aborted:
+            raise ValueError("close on an aborted blob writer")
+        try:
+            if self._is_small():
+                data = b"".join(self._pending)
+                digest, self._new_bytes = await self._store.store_small_blob(data)
+            else:
+                await self._process(final=True)
+                while self._inflight:
+                    await self._collect_oldest()
+                digest = B3Digest(self._hasher.digest())
+                if digest != EMPTY_BLOB_DIGEST:
+                    await self._store.commit_index(digest, self._chunks)
+        except BaseException:
+            await self.abort()
+            raise
+        self.new_bytes = self._new_bytes
+        self._digest = digest
+        return digest
+
+    def _is_small(self) -> bool:
+        """Nothing cut yet and the whole blob is one chunk: one store job instead of hash,
+        cut and index hops."""
+        return (
+            not self._chunks
+            and not self._inflight
+            and self._chunker.is_single_chunk(self._pending_size)
+        )
+
+    async def abort(self) -> None:
+        """Drop buffered data; chunks already stored stay (unreferenced, harmless)."""
+        self._aborted = True
+        while self._inflight:
+            self._inflight.popleft().cancel()
+        self._pending, self._pending_size = [], 0
+
+
+def _consume_exception(future: asyncio.Future[tuple[ChunkMeta, bool]]) -> None:
+    """Mark the exception of a chunk store nobody awaits any more (after an abort) as seen."""
+    if not future.cancelled():
+        future.exception()
