@@ -74,9 +74,25 @@ def _digest(raw: bytes) -> B3Digest | None:
     return B3Digest(raw) if len(raw) == B3_LEN else None
 
 
-def encode_blob_chunk(data: bytes) -> bytes:
+def encode_blob_chunk(data: bytes | memoryview) -> bytes:
     """tvix.castore.v1.BlobChunk{data} without building a message object."""
     return b"\x0a" + varint(len(data)) + data if data else b""
+
+
+def blob_chunk_data(message: bytes) -> memoryview | None:
+    """The data of a BlobChunk that is exactly one field 1 (as encoders write it), as a view
+    into `message` (no copy); None for any other shape, which the protobuf parser decides."""
+    if len(message) < 2 or message[0] != 0x0A:
+        return None
+    length = shift = 0
+    for pos in range(1, min(len(message), 11)):
+        byte = message[pos]
+        length |= (byte & 0x7F) << shift
+        if not byte & 0x80:
+            start = pos + 1
+            return memoryview(message)[start:] if start + length == len(message) else None
+        shift += 7
+    return None
 
 
 class BlobServicer:
@@ -121,8 +137,11 @@ class BlobServicer:
     ) -> rpc_blobstore_pb2.PutBlobResponse:
         writer = await self.blobs.open_write()
         try:
-            async for chunk in parse_stream(rpc_blobstore_pb2.BlobChunk, requests, context):
-                await writer.write(chunk.data)
+            async for request in requests:
+                data: bytes | memoryview | None = blob_chunk_data(request)
+                if data is None:
+                    data = (await parse(rpc_blobstore_pb2.BlobChunk, request, context)).data
+                await writer.write(data)
         except CastoreError as e:
             await writer.abort()
             log.warning("blob put failed: %s", e)

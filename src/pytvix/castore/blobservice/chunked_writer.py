@@ -13,7 +13,7 @@ from typing import Protocol
 import blake3
 
 from pytvix.castore.blobservice import BlobWriter, ChunkMeta
-from pytvix.castore.blobservice.chunking import Piece, StreamChunker
+from pytvix.castore.blobservice.chunking import Piece, StreamChunker, immutable_piece
 from pytvix.castore.digests import EMPTY_BLOB_DIGEST, B3Digest
 from pytvix.castore.workers import run
 
@@ -58,8 +58,7 @@ class ChunkedBlobWriter(BlobWriter):
     async def write(self, data: bytes | bytearray | memoryview) -> int:
         if self._digest is not None or self._aborted:
             raise ValueError("write on a closed blob writer")
-        # bytes are kept as they are; anything the caller may change afterwards is copied
-        self._pending.append(data if isinstance(data, bytes) else bytes(data))
+        self._pending.append(immutable_piece(data))
         self._pending_size += len(data)
         if self._pending_size >= WRITE_BATCH:
             await self._process(final=False)

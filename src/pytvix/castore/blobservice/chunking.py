@@ -17,6 +17,16 @@ _MIN_AVG, _MAX_AVG = 512, 256 * 1024 * 1024  # fastcdc: max (2*avg) >= 1024, avg
 Piece = bytes | memoryview
 
 
+def immutable_piece(data: bytes | bytearray | memoryview) -> Piece:
+    """`data` itself if nobody can change it (bytes, or a read-only view of bytes), else a
+    copy: what may be kept after a write() returns."""
+    if isinstance(data, bytes):
+        return data
+    if isinstance(data, memoryview) and data.readonly and isinstance(data.obj, bytes):
+        return data
+    return bytes(data)
+
+
 class StreamChunker:
     """Splits a stream fed with `feed()` into chunks of avg ~`avg_size` (min avg/2, max 2·avg).
 

@@ -17,6 +17,7 @@ from grpc import aio
 from pytvix._proto.tvix.castore.protos import rpc_blobstore_pb2 as pb
 from pytvix.castore.blobservice import BlobReader, BlobService, BlobWriter, ChunkMeta
 from pytvix.castore.blobservice.chunked_reader import ChunkedBlobReader
+from pytvix.castore.blobservice.chunking import immutable_piece
 from pytvix.castore.blobservice.spooled import receive_blob
 from pytvix.castore.composition import Composition, ServiceConfig
 from pytvix.castore.digests import B3Digest
@@ -159,7 +160,7 @@ class _GrpcBlobWriter(BlobWriter):
 
     def __init__(self, url: str, put: aio.StreamUnaryMultiCallable) -> None:  # type: ignore[type-arg]
         self._url = url
-        self._queue: asyncio.Queue[bytes | None] = asyncio.Queue(QUEUE_PIECES)
+        self._queue: asyncio.Queue[memoryview | None] = asyncio.Queue(QUEUE_PIECES)
         self._hasher = blake3.blake3()
         self._hashing: asyncio.Future[Any] | None = None
         self._call = put(self._requests())
@@ -167,16 +168,16 @@ class _GrpcBlobWriter(BlobWriter):
         self._response.add_done_callback(_retrieve)
         self._digest: B3Digest | None = None
 
-    async def _requests(self) -> AsyncIterator[bytes]:
+    async def _requests(self) -> AsyncIterator[memoryview]:
         while (piece := await self._queue.get()) is not None:
             yield piece
 
     async def write(self, data: bytes | bytearray | memoryview) -> int:
         if self._digest is not None:
             raise ValueError("write on a closed blob writer")
-        view = memoryview(data)
+        view = memoryview(immutable_piece(data))
         for start in range(0, len(view), PIECE):
-            piece = bytes(view[start : start + PIECE])
+            piece = view[start : start + PIECE]
             # hash off the loop (blake3 releases the GIL) while the previous piece is sent
             if self._hashing is not None:
                 await self._hashing
@@ -184,7 +185,7 @@ class _GrpcBlobWriter(BlobWriter):
             await self._put_piece(piece)
         return len(view)
 
-    async def _put_piece(self, piece: bytes | None) -> None:
+    async def _put_piece(self, piece: memoryview | None) -> None:
         if not self._response.done():
             try:
                 self._queue.put_nowait(piece)

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import blake3
 
 from pytvix.castore.blobservice import BlobReader, BlobService, BlobWriter, BytesBlobReader
+from pytvix.castore.blobservice.chunking import Piece, immutable_piece
 from pytvix.castore.composition import Composition, ServiceConfig, ServiceUrl
 from pytvix.castore.digests import B3Digest
 
@@ -29,27 +30,32 @@ class MemoryBlobService(BlobService):
 class _MemoryBlobWriter(BlobWriter):
     def __init__(self, blobs: dict[B3Digest, bytes]) -> None:
         self._blobs = blobs
-        self._buf = bytearray()
+        self._pieces: list[Piece] = []  # joined once, at close
+        self._size = 0
         self._hasher = blake3.blake3()
         self._digest: B3Digest | None = None
 
     async def write(self, data: bytes | bytearray | memoryview) -> int:
         if self._digest is not None:
             raise ValueError("write after close")
-        self._buf += data
-        self._hasher.update(data)
-        return len(data)
+        piece = immutable_piece(data)
+        self._pieces.append(piece)
+        self._size += len(piece)
+        self._hasher.update(piece)
+        return len(piece)
 
     async def close(self) -> B3Digest:
         if self._digest is None:
             self._digest = B3Digest(self._hasher.digest())
-            self.new_bytes = 0 if self._digest in self._blobs else len(self._buf)
-            self._blobs.setdefault(self._digest, bytes(self._buf))
-            self._buf = bytearray()
+            self.new_bytes = 0
+            if self._digest not in self._blobs:
+                self._blobs[self._digest] = b"".join(self._pieces)
+                self.new_bytes = self._size
+            self._pieces = []
         return self._digest
 
     async def abort(self) -> None:
-        self._buf = bytearray()
+        self._pieces = []
 
 
 @dataclass(frozen=True)
