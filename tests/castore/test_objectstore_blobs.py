@@ -12,7 +12,7 @@ import pytest
 import zstandard
 
 from pytvix.castore.blobservice import ChunkMeta, put_blob, read_blob
-from pytvix.castore.blobservice.objectstore import ObjectStoreBlobService
+from pytvix.castore.blobservice.objectstore import DedupRate, ObjectStoreBlobService
 from pytvix.castore.blobservice.objectstore_layout import (
     blob_key,
     chunk_key,
@@ -33,6 +33,16 @@ class CountingStore(ObjectStore):
         super().__init__(url)
         self.gets: list[str] = []
         self.puts: list[str] = []
+        self.exists_checks: list[str] = []
+        self.creates: list[str] = []
+
+    def exists(self, key: str) -> bool:
+        self.exists_checks.append(key)
+        return super().exists(key)
+
+    def create(self, key: str, data):  # type: ignore[no-untyped-def]
+        self.creates.append(key)
+        return super().create(key, data)
 
     def get(self, key: str):  # type: ignore[no-untyped-def]
         self.gets.append(key)
@@ -140,6 +150,40 @@ async def test_rewriting_existing_blob_writes_nothing(tmp_path: Path, data: byte
     store.puts.clear()
     assert await put_blob(service, data) == digest
     assert store.puts == []
+
+
+async def test_fresh_data_costs_one_request_per_chunk_after_a_while() -> None:
+    """On a store with conditional creates, chunks that keep turning out new stop being
+    checked first; known data is still never rewritten."""
+    store = CountingStore("memory:///")
+    service = ObjectStoreBlobService(store, avg_chunk_size=64 << 10)
+    data = os.urandom(16 << 20)  # ~256 chunks, all new
+    writer = await service.open_write()
+    await writer.write(data)
+    await writer.close()
+    chunks = await service.chunks(B3Digest(blake3.blake3(data).digest()))
+    assert chunks is not None
+    assert len(chunks) > 150
+    chunk_keys = {chunk_key(c.digest) for c in chunks}
+    checked = [k for k in store.exists_checks if k in chunk_keys]
+    assert 30 < len(checked) < 80  # the first ~50 stores, then conditional creates only
+    assert {k for k in store.creates if k in chunk_keys} == chunk_keys - set(checked)
+    # the same data again: nothing new, whichever way each chunk was tried
+    writer = await service.open_write()
+    await writer.write(data)
+    await writer.close()
+    assert writer.new_bytes == 0
+
+
+def test_dedup_rate_follows_recent_stores() -> None:
+    rate = DedupRate()
+    assert rate.expect_present()
+    for _ in range(100):
+        rate.record(present=False)
+    assert not rate.expect_present()
+    for _ in range(20):
+        rate.record(present=True)
+    assert rate.expect_present()
 
 
 async def test_missing_chunk_after_index_is_storage_error(tmp_path: Path, data: bytes) -> None:

@@ -18,7 +18,8 @@ def test_encoded_chunks_take_the_fast_path(data: bytes) -> None:
     if not data:
         assert view is None  # the empty message: the parser's job
     else:
-        assert view is not None and bytes(view) == data
+        assert view is not None
+        assert bytes(view) == data
         assert view.obj is message  # a view, not a copy
 
 

@@ -36,7 +36,7 @@ from obstore.store import LocalStore, MemoryStore, from_url
 from obstore.store import ObjectStore as _ObstoreStore
 
 from pytvix.castore.errors import StorageError
-from pytvix.castore.workers import run
+from pytvix.castore.workers import io_pool, pool, run_on
 
 Buffer = bytes | bytearray | memoryview | obstore.Bytes
 _READ_FLAGS = os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW
@@ -102,6 +102,9 @@ class ObjectStore:
                 self._store = from_url(url, **_typed_options({**defaults, **options}))
         except BaseError as e:
             raise StorageError(f"cannot open object store {url}: {e}") from e
+        self.remote = parts.scheme not in ("memory", "file")
+        # where blocking calls to this store run: remote stores wait on the network
+        self.executor = io_pool() if self.remote else pool()
 
     def _mkdir(self, path: Path) -> None:
         try:
@@ -231,18 +234,18 @@ class ObjectStore:
     # aborts the process. Worker threads are joined before the interpreter finalizes.
 
     async def aget(self, key: str) -> Buffer | None:
-        return await run(self.get, key)
+        return await run_on(self.executor, self.get, key)
 
     async def aput(self, key: str, data: Buffer) -> None:
         """As put()."""
-        await run(self.put, key, data)
+        await run_on(self.executor, self.put, key, data)
 
     async def aexists(self, key: str) -> bool:
-        return await run(self.exists, key)
+        return await run_on(self.executor, self.exists, key)
 
     async def alist(self, prefix: str) -> AsyncIterator[tuple[str, int]]:
         listing = self.list(prefix)
-        while batch := await run(_take, listing, _LIST_BATCH):
+        while batch := await run_on(self.executor, _take, listing, _LIST_BATCH):
             for item in batch:
                 yield item
 

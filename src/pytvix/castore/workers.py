@@ -13,14 +13,29 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 WORKERS = int(os.environ.get("PYTVIX_WORKER_THREADS", "0")) or max(8, 4 * (os.cpu_count() or 2))
+# Threads for calls that mostly wait on the network (remote object stores): one S3 request
+# takes milliseconds of server time, so throughput needs many in flight, more than CPU work
+# should get. Measured against radosgw here: 1 GiB download 0.72 of boto3 with 8 requests in
+# flight, 0.90 with 32.
+IO_WORKERS = int(os.environ.get("PYTVIX_IO_THREADS", "0")) or 32
 _pool: ThreadPoolExecutor | None = None
+_io_pool: ThreadPoolExecutor | None = None
 
 
 def pool() -> ThreadPoolExecutor:
+    """The shared pool for blocking local I/O and CPU work."""
     global _pool
     if _pool is None:
         _pool = ThreadPoolExecutor(WORKERS, thread_name_prefix="pytvix-worker")
     return _pool
+
+
+def io_pool() -> ThreadPoolExecutor:
+    """The pool for blocking network calls (see IO_WORKERS)."""
+    global _io_pool
+    if _io_pool is None:
+        _io_pool = ThreadPoolExecutor(IO_WORKERS, thread_name_prefix="pytvix-io")
+    return _io_pool
 
 
 def submit(fn: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> Future[R]:
@@ -31,3 +46,10 @@ def submit(fn: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> Future[R]:
 async def run(fn: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
     """Run `fn` on the pool and await its result."""
     return await asyncio.wrap_future(pool().submit(fn, *args, **kwargs))
+
+
+async def run_on(
+    executor: ThreadPoolExecutor, fn: Callable[P, R], *args: P.args, **kwargs: P.kwargs
+) -> R:
+    """Run `fn` on `executor` (pool() or io_pool()) and await its result."""
+    return await asyncio.wrap_future(executor.submit(fn, *args, **kwargs))

@@ -29,7 +29,7 @@ from pytvix.castore.blobservice import (
     ChunkMeta,
 )
 from pytvix.castore.blobservice.chunk_codec import compress_chunk, decode_chunk
-from pytvix.castore.blobservice.chunked_reader import ChunkedBlobReader
+from pytvix.castore.blobservice.chunked_reader import DEFAULT_READAHEAD, ChunkedBlobReader
 from pytvix.castore.blobservice.chunked_writer import ChunkedBlobWriter
 from pytvix.castore.blobservice.chunking import DEFAULT_AVG_CHUNK_SIZE, StreamChunker
 from pytvix.castore.blobservice.objectstore_layout import (
@@ -46,7 +46,11 @@ from pytvix.castore.digests import EMPTY_BLOB_DIGEST, B3Digest
 from pytvix.castore.errors import StorageError
 from pytvix.castore.objectstore import ObjectStore
 from pytvix.castore.scrub import Progress, ScrubReport
-from pytvix.castore.workers import run, submit
+from pytvix.castore.workers import run, run_on
+
+# Chunks a sequential reader keeps in flight beyond its read on remote stores, where each
+# fetch is a request with milliseconds of latency (local stores: DEFAULT_READAHEAD).
+REMOTE_READAHEAD = 32
 
 
 class ObjectStoreBlobService(BlobService):
@@ -58,6 +62,7 @@ class ObjectStoreBlobService(BlobService):
         self.fsync = fsync
         StreamChunker(avg_chunk_size)  # validate the size early
         self._inflight: dict[B3Digest, Future[None]] = {}
+        self._dedup = DedupRate()
         self._inflight_lock = threading.Lock()
 
     # --- reading ---------------------------------------------------------------------------
@@ -91,7 +96,8 @@ class ObjectStoreBlobService(BlobService):
         chunks = decode_index(digest, index)
         if not chunks:
             raise StorageError(f"blob {digest} is indexed as one chunk, but the chunk is missing")
-        return ChunkedBlobReader(chunks, self._fetch_chunk)
+        readahead = REMOTE_READAHEAD if self.store.remote else DEFAULT_READAHEAD
+        return ChunkedBlobReader(chunks, self._fetch_chunk, readahead)
 
     def read_whole_blob(self, digest: B3Digest, limit: int) -> bytes | None:
         """A blob's bytes (at most limit + 1 of them), verified (blocking; worker threads)."""
@@ -119,7 +125,7 @@ class ObjectStoreBlobService(BlobService):
         return await run(lambda: [self.read_whole_blob(d, limit) for d in digests])
 
     async def _fetch_chunk(self, chunk: ChunkMeta) -> bytes:
-        data = await run(self.read_chunk, chunk.digest, chunk.size)
+        data = await run_on(self.store.executor, self.read_chunk, chunk.digest, chunk.size)
         if data is None:
             raise StorageError(f"chunk {chunk.digest} is missing from {self.store.url}")
         return data
@@ -138,8 +144,8 @@ class ObjectStoreBlobService(BlobService):
         return ChunkedBlobWriter(self)
 
     def start_chunk(self, chunk: memoryview) -> Awaitable[tuple[ChunkMeta, bool]]:
-        """store_chunk on the worker pool (ChunkStore)."""
-        return asyncio.wrap_future(submit(self.store_chunk, chunk))
+        """store_chunk on the store's pool (ChunkStore)."""
+        return asyncio.wrap_future(self.store.executor.submit(self.store_chunk, chunk))
 
     async def store_small_blob(self, data: bytes) -> tuple[B3Digest, int]:
         """(ChunkStore)"""
@@ -163,10 +169,7 @@ class ObjectStoreBlobService(BlobService):
             first.result()
             return meta, False
         try:
-            key = chunk_key(digest)
-            new = not self.store.exists(key)
-            if new:
-                self.store.put(key, compress_chunk(chunk))
+            new = self._store_unless_present(chunk_key(digest), chunk)
             mine.set_result(None)
         except BaseException as e:
             mine.set_exception(e)
@@ -175,6 +178,19 @@ class ObjectStoreBlobService(BlobService):
             with self._inflight_lock:
                 del self._inflight[digest]
         return meta, new
+
+    def _store_unless_present(self, key: str, chunk: bytes | memoryview) -> bool:
+        """Store a chunk unless present; True if it was new. While chunks mostly turn out to
+        be present, a cheap existence check comes first; while they mostly turn out new
+        (fresh data), one conditional create per chunk instead (half the requests on S3)."""
+        if self._dedup.expect_present():
+            new = not self.store.exists(key)
+            if new:
+                self.store.put(key, compress_chunk(chunk))
+        else:
+            new = self.store.create(key, compress_chunk(chunk))
+        self._dedup.record(present=not new)
+        return new
 
     def _store_chunks(self, data: bytes) -> tuple[B3Digest, list[ChunkMeta], int]:
         """Chunk a blob held in memory and store its chunks (not its index); returns its
@@ -235,6 +251,23 @@ class ObjectStoreBlobService(BlobService):
             self.store.put(blob_key(digest), encode_index(chunks if len(chunks) > 1 else []))
         if self.fsync:
             self.store.sync()
+
+
+class DedupRate:
+    """A moving estimate of how often a stored chunk was already present (the last ~32
+    stores weigh most). Updates from several threads may race; it is only a hint."""
+
+    WEIGHT = 1 / 32
+    THRESHOLD = 0.2  # below this rate, chunks are expected to be new
+
+    def __init__(self) -> None:
+        self.rate = 1.0  # start by checking: re-writing known data is the costly mistake
+
+    def expect_present(self) -> bool:
+        return self.rate >= self.THRESHOLD
+
+    def record(self, *, present: bool) -> None:
+        self.rate += self.WEIGHT * (float(present) - self.rate)
 
 
 @dataclass(frozen=True)
