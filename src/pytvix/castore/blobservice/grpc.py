@@ -6,6 +6,7 @@ large); writes stream 1 MiB pieces and the server's digest must equal the one co
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -23,7 +24,7 @@ from pytvix.castore.composition import Composition, ServiceConfig
 from pytvix.castore.digests import B3Digest
 from pytvix.castore.errors import InvalidDigestLen, StorageError
 from pytvix.castore.grpc_client import GrpcConfig, method, rpc_error
-from pytvix.castore.grpc_server import encode_blob_chunk
+from pytvix.castore.grpc_server import blob_chunk_data, encode_blob_chunk
 from pytvix.castore.workers import run
 
 SERVICE = "/tvix.castore.v1.BlobService/"
@@ -47,7 +48,7 @@ class GrpcBlobService(BlobService):
             SERVICE + "Read",
             "unary_stream",
             pb.ReadBlobRequest.SerializeToString,
-            lambda b: pb.BlobChunk.FromString(b).data,
+            _blob_chunk_data,
         )
         self._put = method(
             channel,
@@ -80,7 +81,7 @@ class GrpcBlobService(BlobService):
         except InvalidDigestLen as e:
             raise StorageError(f"{self.url} listed an invalid chunk of {digest}: {e}") from e
 
-    async def _stream(self, digest: B3Digest) -> AsyncIterator[bytes]:
+    async def _stream(self, digest: B3Digest) -> AsyncIterator[bytes | memoryview]:
         try:
             async for piece in self._read(pb.ReadBlobRequest(digest=digest)):
                 yield piece
@@ -125,8 +126,9 @@ class _StreamedChunks:
         self._digest = digest
         self._chunks = chunks
         self._next = 0  # index of the chunk the stream delivers next
-        self._stream: AsyncIterator[bytes] | None = None
-        self._buffer = bytearray()
+        self._stream: AsyncIterator[bytes | memoryview] | None = None
+        self._received: deque[memoryview] = deque()  # received, not yet cut into chunks
+        self._received_size = 0
         self._lock = asyncio.Lock()
 
     async def fetch(self, chunk: ChunkMeta) -> bytes:
@@ -140,19 +142,33 @@ class _StreamedChunks:
     async def _from_stream(self, chunk: ChunkMeta) -> bytes:
         if self._stream is None:
             self._stream = self._service._stream(self._digest)
-        while len(self._buffer) < chunk.size:
+        while self._received_size < chunk.size:
             piece = await anext(self._stream, None)
             if piece is None:
                 raise StorageError(f"{self._service.url}: blob {self._digest} ended early")
-            self._buffer += piece
-        data = bytes(self._buffer[: chunk.size])
-        del self._buffer[: chunk.size]
+            self._received.append(memoryview(piece))
+            self._received_size += len(piece)
+        data = self._take(chunk.size)
         if blake3.blake3(data).digest() != chunk.digest:
             raise StorageError(
                 f"{self._service.url} sent corrupt data for chunk {chunk.digest} of {self._digest}"
             )
         self._next += 1
         return data
+
+    def _take(self, n: int) -> bytes:
+        """The next `n` received bytes, copied once."""
+        parts = []
+        while n:
+            view = self._received[0]
+            if len(view) <= n:
+                parts.append(self._received.popleft())
+            else:
+                parts.append(view[:n])
+                self._received[0] = view[n:]
+            n -= len(parts[-1])
+        self._received_size -= sum(len(p) for p in parts)
+        return b"".join(parts)
 
 
 class _GrpcBlobWriter(BlobWriter):
@@ -225,6 +241,12 @@ class _GrpcBlobWriter(BlobWriter):
 
     async def abort(self) -> None:
         self._call.cancel()
+
+
+def _blob_chunk_data(message: bytes) -> bytes | memoryview:
+    """A received BlobChunk's data (a view into the message when it has the usual shape)."""
+    data = blob_chunk_data(message)
+    return pb.BlobChunk.FromString(message).data if data is None else data
 
 
 def _retrieve(future: asyncio.Future[pb.PutBlobResponse]) -> None:

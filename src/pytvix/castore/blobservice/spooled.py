@@ -45,10 +45,12 @@ class TempFileBlobReader(BlobReader):
         self._file.close()
 
 
-async def receive_blob(pieces: AsyncIterator[bytes], digest: B3Digest, source: str) -> BlobReader:
+async def receive_blob(
+    pieces: AsyncIterator[bytes | memoryview], digest: B3Digest, source: str
+) -> BlobReader:
     """Collect a blob's bytes, checking they hash to `digest` (StorageError otherwise)."""
     hasher = blake3.blake3()
-    parts: list[bytes] = []
+    parts: list[bytes | memoryview] = []
     size = 0
     spool: tempfile.SpooledTemporaryFile[bytes] | None = None
     try:
@@ -73,5 +75,6 @@ async def receive_blob(pieces: AsyncIterator[bytes], digest: B3Digest, source: s
             spool.close()
         raise
     if spool is None:
-        return BytesBlobReader(parts[0] if len(parts) == 1 else b"".join(parts))
+        whole = parts[0] if len(parts) == 1 and isinstance(parts[0], bytes) else b"".join(parts)
+        return BytesBlobReader(whole)
     return TempFileBlobReader(spool, size)
