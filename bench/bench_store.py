@@ -63,6 +63,13 @@ def bench_blob_write_read() -> None:
     w_disk = report.add(
         Row("write + sync (on disk)", unit="MB/s", higher_is_better=True, target=">= 0.5")
     )
+    w_floor = report.add(
+        Row(
+            "write + sync, same bytes as 256 KiB files only (layout floor)",
+            unit="MB/s",
+            higher_is_better=True,
+        )
+    )
     r_warm = report.add(
         Row(
             "read, fresh process, cache warm",
@@ -103,6 +110,10 @@ def bench_blob_write_read() -> None:
         t_sync = timed(sync)
         w_cache.ours.append(mb / float(seconds))
         w_disk.ours.append(mb / (float(seconds) + t_sync))
+        same_start()
+        seconds = blob_io("files", str(scratch / f"files-{i}"), str(src))[0]
+        w_floor.ours.append(mb / (float(seconds) + timed(sync)))
+        w_floor.peer.append(w_disk.peer[-1])
         # reads: the blob just written is in the page cache
         blob_io("read", f"objectstore+file://{store}", digest)
         r_warm.ours.append(mb / float(blob_io("read", f"objectstore+file://{store}", digest)[0]))
