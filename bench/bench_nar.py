@@ -108,8 +108,8 @@ def bench_tree(report: Report, label: str, tree: Path, *, b3sum: bool = False) -
                 b3.peer.append(mb / run_cmd(["b3sum", *files_], **quiet))
             dump.peer.append(mb / run_cmd(["nix-store", "--dump", str(tree)], **quiet))
             dump.ours.append(mb / tvix_store(home, "dump", store_path, **quiet))
-            if run:
-                shutil.rmtree(scratch / f"home{run - 1}", ignore_errors=True)
+            # stores are deleted at the end only: ext4 makes creates right after deleting
+            # thousands of files slow (see bench_store)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 
