@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pytvix.castore.blobservice.chunking import StreamChunker
+from pytvix.castore.blobservice.chunking import StreamChunker, immutable_piece
 
 AVG = 1024  # small average: many chunks from little data
 
@@ -68,3 +68,17 @@ def test_single_chunk_only_below_the_minimum() -> None:
 def test_average_size_out_of_range(avg: int) -> None:
     with pytest.raises(ValueError, match="avg_chunk_size"):
         StreamChunker(avg)
+
+
+def test_immutable_piece_copies_only_what_may_change() -> None:
+    data = bytes(range(16))
+    assert immutable_piece(data) is data
+    view = memoryview(data)[2:10]
+    assert immutable_piece(view) is view
+    words = memoryview(data).cast("I")  # 4 items, 16 bytes: the piece counts bytes
+    assert len(immutable_piece(words)) == 16
+    mutable = bytearray(data)
+    piece = immutable_piece(mutable)
+    mutable[0] = 99
+    assert piece == data
+    assert immutable_piece(memoryview(mutable)) == bytes(mutable)

@@ -58,11 +58,12 @@ class ChunkedBlobWriter(BlobWriter):
     async def write(self, data: bytes | bytearray | memoryview) -> int:
         if self._digest is not None or self._aborted:
             raise ValueError("write on a closed blob writer")
-        self._pending.append(immutable_piece(data))
-        self._pending_size += len(data)
+        piece = immutable_piece(data)
+        self._pending.append(piece)
+        self._pending_size += len(piece)
         if self._pending_size >= WRITE_BATCH:
             await self._process(final=False)
-        return len(data)
+        return len(piece)
 
     async def _process(self, *, final: bool) -> None:
         """Hash and cut the pending bytes off the loop, then start storing the chunks,

@@ -22,8 +22,13 @@ def immutable_piece(data: bytes | bytearray | memoryview) -> Piece:
     copy: what may be kept after a write() returns."""
     if isinstance(data, bytes):
         return data
-    if isinstance(data, memoryview) and data.readonly and isinstance(data.obj, bytes):
-        return data
+    if (
+        isinstance(data, memoryview)
+        and data.readonly
+        and isinstance(data.obj, bytes)
+        and data.c_contiguous
+    ):
+        return data if data.format == "B" else data.cast("B")  # len() counts bytes
     return bytes(data)
 
 
