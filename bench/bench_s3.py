@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench.blob_io import write_blob
 from bench.common import RUNS, Report, Row, random_file, scratch_dir
 from pytvix.castore.blobservice import BlobService
 from pytvix.castore.composition import BLOB_SERVICES, from_addr
@@ -29,16 +30,6 @@ SIZE = int(os.environ.get("BENCH_S3_BYTES", str(GIB)))
 DATA = Path("/var/tmp/pytvix-bench-data")
 PIECE = 4 << 20
 SETTLE = float(os.environ.get("BENCH_S3_SETTLE", "5"))
-
-
-async def pytvix_upload(service: BlobService, src: Path) -> tuple[float, B3Digest]:
-    start = time.perf_counter()
-    writer = await service.open_write()
-    with open(src, "rb", buffering=0) as f:
-        while piece := await run(f.read, PIECE):
-            await writer.write(piece)
-    digest = await writer.close()
-    return time.perf_counter() - start, digest
 
 
 async def pytvix_download(service: BlobService, digest: B3Digest, dst: Path) -> float:
@@ -99,7 +90,7 @@ async def bench_upload_download(ceph: Ceph) -> None:
             else:
                 url = ceph.url(bucket, "blobs", "objectstore+s3")
                 service = await from_addr(BLOB_SERVICES, url)
-                t_up, digest = await pytvix_upload(service, src)
+                t_up, digest = await write_blob(service, src)
                 t_down = await pytvix_download(service, digest, dst)
                 await service.close()
             assert dst.stat().st_size == SIZE

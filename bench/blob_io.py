@@ -18,6 +18,7 @@ import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+from pytvix.castore.blobservice import BlobService
 from pytvix.castore.composition import BLOB_SERVICES, from_addr
 from pytvix.castore.digests import B3Digest
 from pytvix.castore.workers import run
@@ -26,15 +27,20 @@ PIECE = 4 << 20
 FILE_PIECE = 256 << 10
 
 
-async def write(url: str, src: str) -> None:
-    service = await from_addr(BLOB_SERVICES, url)
+async def write_blob(service: BlobService, src: str | os.PathLike[str]) -> tuple[float, B3Digest]:
+    """Write a file as one blob in 4 MiB pieces; (seconds, digest)."""
     start = time.perf_counter()
     writer = await service.open_write()
     with open(src, "rb", buffering=0) as f:
         while piece := await run(f.read, PIECE):
             await writer.write(piece)
     digest = await writer.close()
-    print(f"{time.perf_counter() - start:.6f} {digest}")
+    return time.perf_counter() - start, digest
+
+
+async def write(url: str, src: str) -> None:
+    seconds, digest = await write_blob(await from_addr(BLOB_SERVICES, url), src)
+    print(f"{seconds:.6f} {digest}")
 
 
 async def read(url: str, digest: str) -> None:

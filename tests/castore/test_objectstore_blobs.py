@@ -24,6 +24,7 @@ from pytvix.castore.digests import B3Digest
 from pytvix.castore.errors import StorageError
 from pytvix.castore.objectstore import ObjectStore
 from pytvix.castore.scrub import ScrubReport, no_progress
+from tests.chunked_reads import read_in_middle_chunk
 
 
 class CountingStore(ObjectStore):
@@ -125,17 +126,8 @@ async def test_seek_fetches_only_needed_chunks(tmp_path: Path, data: bytes) -> N
     store = CountingStore(f"file://{tmp_path}")
     service = ObjectStoreBlobService(store)
     digest = await put_blob(service, data)
-    chunks = await service.chunks(digest)
-    assert chunks is not None
-    assert len(chunks) >= 6
     store.gets.clear()
-    reader = await service.open_read(digest)
-    assert reader is not None
-    target = len(chunks) // 2
-    offset = sum(c.size for c in chunks[:target]) + 7
-    await reader.seek(offset)
-    assert await reader.read(5) == data[offset : offset + 5]
-    await reader.close()
+    chunks, target = await read_in_middle_chunk(service, digest, data)
     fetched = [k for k in store.gets if k.startswith("chunks/")]
     assert chunk_key(chunks[target].digest) in fetched
     # the chunks before the target are never fetched

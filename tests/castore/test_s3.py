@@ -30,7 +30,7 @@ from pytvix.castore.digests import B3Digest
 from pytvix.castore.errors import StorageError
 from pytvix.castore.objectstore import Buffer, ObjectStore, _typed_options
 from pytvix.castore.scrub import ScrubReport, no_progress
-from tests.servers.ceph import ACCESS_KEY, REGION, SECRET_KEY, Ceph, ceph
+from tests.servers.ceph import ACCESS_KEY, REGION, SECRET_KEY, Ceph, ceph, s3_options
 
 MIB = 1 << 20
 
@@ -369,16 +369,9 @@ class FaultyS3:
             return sum(1 for m, p in self.requests if m == method and key in p)
 
     def options(self, **extra: str) -> dict[str, str]:
-        return {
-            "aws_endpoint_url": self.endpoint,
-            "aws_allow_http": "true",
-            "aws_access_key_id": ACCESS_KEY,
-            "aws_secret_access_key": SECRET_KEY,
-            "aws_region": REGION,
-            "init_backoff": "10ms",
-            "max_backoff": "100ms",
-            **extra,
-        }
+        return s3_options(
+            self.endpoint, **{"init_backoff": "10ms", "max_backoff": "100ms", **extra}
+        )
 
     def middleware(self, app: Callable[..., Iterable[bytes]]) -> Callable[..., Iterable[bytes]]:
         def wsgi(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:

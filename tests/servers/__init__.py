@@ -2,7 +2,37 @@
 
 from __future__ import annotations
 
+import atexit
+import os
+import shutil
 import socket
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Protocol, TypeVar
+
+
+class Server(Protocol):
+    def start(self) -> None: ...
+    def destroy(self) -> None: ...
+
+
+S = TypeVar("S", bound=Server)
+
+
+def start_in_fresh_dir(prefix: str, make: Callable[[Path], S]) -> S:
+    """`make(base)` in a new directory under /tmp (world-readable: servers may drop root),
+    started, and destroyed at exit; the directory is removed if starting fails."""
+    base = Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
+    os.chmod(base, 0o755)
+    try:
+        server = make(base)
+        server.start()
+    except BaseException:
+        shutil.rmtree(base, ignore_errors=True)
+        raise
+    atexit.register(server.destroy)
+    return server
 
 
 def free_port() -> int:

@@ -286,14 +286,7 @@ class Ceph:
 
     def options(self, **extra: str) -> dict[str, str]:
         """obstore options (as URL query pairs) reaching this server."""
-        return {
-            "aws_endpoint_url": self.endpoint,
-            "aws_allow_http": "true",
-            "aws_access_key_id": ACCESS_KEY,
-            "aws_secret_access_key": SECRET_KEY,
-            "aws_region": REGION,
-            **extra,
-        }
+        return s3_options(self.endpoint, **extra)
 
     def url(self, bucket: str, prefix: str = "prefix", scheme: str = "s3", **extra: str) -> str:
         """`<scheme>://bucket/prefix?<options>`, e.g. scheme `objectstore+s3` for services."""
@@ -346,3 +339,16 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+
+
+def s3_options(endpoint: str, **extra: str) -> dict[str, str]:
+    """obstore options (as URL query pairs) for an S3 endpoint over plain HTTP with the test
+    credentials."""
+    return {
+        "aws_endpoint_url": endpoint,
+        "aws_allow_http": "true",
+        "aws_access_key_id": ACCESS_KEY,
+        "aws_secret_access_key": SECRET_KEY,
+        "aws_region": REGION,
+        **extra,
+    }

@@ -9,7 +9,6 @@ for failure tests. Set PYTVIX_NATS_SERVER to choose the binary.
 
 from __future__ import annotations
 
-import atexit
 import contextlib
 import os
 import secrets
@@ -17,7 +16,6 @@ import shutil
 import signal
 import socket
 import subprocess
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -27,7 +25,7 @@ import nats.errors
 import nats.js.errors
 import pytest
 
-from tests.servers import free_port
+from tests.servers import free_port, start_in_fresh_dir
 
 
 def nats_server_binary() -> str | None:
@@ -125,15 +123,7 @@ def nats_server() -> NatsServer:
                 pytest.fail(
                     "nats-server is not installed: run scripts/install-system-deps.sh (apt nats-server)"
                 )
-            base = Path(tempfile.mkdtemp(prefix="pytvix-nats-", dir="/tmp"))
-            server = NatsServer(binary, base)
-            try:
-                server.start()
-            except BaseException:
-                shutil.rmtree(base, ignore_errors=True)
-                raise
-            atexit.register(server.destroy)
-            _server = server
+            _server = start_in_fresh_dir("pytvix-nats-", lambda base: NatsServer(binary, base))
         elif not _server.running:
             _server.start()
         return _server

@@ -12,13 +12,11 @@ is all the tests rely on. Set PYTVIX_PG_BIN to choose the PostgreSQL binaries di
 
 from __future__ import annotations
 
-import atexit
 import os
 import pwd
 import secrets
 import shutil
 import subprocess
-import tempfile
 import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -27,7 +25,7 @@ from pathlib import Path
 import asyncpg  # type: ignore[import-untyped]
 import pytest
 
-from tests.servers import free_port
+from tests.servers import free_port, start_in_fresh_dir
 
 
 def pg_bin_dir() -> Path | None:
@@ -141,16 +139,7 @@ def postgres_server() -> PostgresServer:
                 pytest.fail(
                     "PostgreSQL is not installed: run scripts/install-system-deps.sh (apt postgresql)"
                 )
-            base = Path(tempfile.mkdtemp(prefix="pytvix-pg-", dir="/tmp"))
-            os.chmod(base, 0o755)
-            try:
-                server = PostgresServer(bin_dir, base)
-                server.start()
-            except BaseException:
-                shutil.rmtree(base, ignore_errors=True)
-                raise
-            atexit.register(server.destroy)
-            _server = server
+            _server = start_in_fresh_dir("pytvix-pg-", lambda base: PostgresServer(bin_dir, base))
         elif not _server.running:
             _server.start()
         return _server

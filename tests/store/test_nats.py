@@ -45,6 +45,7 @@ from pytvix.store.path_info import PathInfo
 from pytvix.store.pathinfoservice.nats import NatsPathInfoService
 from pytvix.testing.fixtures import DIRECTORY_A, DIRECTORY_C, PATH_INFO
 from pytvix.testing.synthetic import write_synthetic_path
+from tests.chunked_reads import read_in_middle_chunk
 from tests.servers.nats import NatsServer, delete_buckets, nats_server, unique_prefix
 
 pytestmark = pytest.mark.servers
@@ -267,9 +268,6 @@ async def test_seek_fetches_only_needed_chunks(
     service = await blob_service(server, prefix)
     try:
         digest = await put_blob(service, data)
-        chunks = await service.chunks(digest)
-        assert chunks is not None
-        assert len(chunks) >= 6
         fetched: list[str] = []
         original = service.chunk_kv.get
 
@@ -278,13 +276,7 @@ async def test_seek_fetches_only_needed_chunks(
             return await original(key)
 
         monkeypatch.setattr(service.chunk_kv, "get", counting_get)
-        reader = await service.open_read(digest)
-        assert reader is not None
-        target = len(chunks) // 2
-        offset = sum(c.size for c in chunks[:target]) + 7
-        await reader.seek(offset)
-        assert await reader.read(5) == data[offset : offset + 5]
-        await reader.close()
+        chunks, target = await read_in_middle_chunk(service, digest, data)
         assert chunks[target].digest.hex() in fetched
         assert not {c.digest.hex() for c in chunks[:target]} & set(fetched)
     finally:

@@ -45,7 +45,7 @@ def submit(fn: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> Future[R]:
 
 async def run(fn: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
     """Run `fn` on the pool and await its result."""
-    return await asyncio.wrap_future(pool().submit(fn, *args, **kwargs))
+    return await run_on(pool(), fn, *args, **kwargs)
 
 
 async def run_on(

@@ -33,8 +33,9 @@ class ChunkStore(Protocol):
         and whether it was new. Must not block the event loop."""
         ...
 
-    async def store_small_blob(self, data: bytes) -> tuple[B3Digest, int]:
-        """Store a blob of one chunk; returns its digest and how many bytes were new."""
+    async def store_whole_blob(self, data: bytes) -> tuple[B3Digest, int]:
+        """Store a blob held in memory (the writer's path for one-chunk blobs); returns its
+        digest and how many bytes were new."""
         ...
 
     async def commit_index(self, digest: B3Digest, chunks: list[ChunkMeta]) -> None:
@@ -98,7 +99,7 @@ class ChunkedBlobWriter(BlobWriter):
         try:
             if self._is_small():
                 data = b"".join(self._pending)
-                digest, self._new_bytes = await self._store.store_small_blob(data)
+                digest, self._new_bytes = await self._store.store_whole_blob(data)
             else:
                 await self._process(final=True)
                 while self._inflight:

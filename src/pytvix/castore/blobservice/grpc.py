@@ -158,6 +158,7 @@ class _StreamedChunks:
 
     def _take(self, n: int) -> bytes:
         """The next `n` received bytes, copied once."""
+        self._received_size -= n
         parts = []
         while n:
             view = self._received[0]
@@ -167,7 +168,6 @@ class _StreamedChunks:
                 parts.append(view[:n])
                 self._received[0] = view[n:]
             n -= len(parts[-1])
-        self._received_size -= sum(len(p) for p in parts)
         return b"".join(parts)
 
 

@@ -152,10 +152,6 @@ class NatsBlobService(BlobService):
         """(ChunkStore)"""
         return asyncio.ensure_future(self.store_chunk(chunk))
 
-    async def store_small_blob(self, data: bytes) -> tuple[B3Digest, int]:
-        """(ChunkStore)"""
-        return await self.store_whole_blob(data)
-
     async def store_chunk(self, chunk: bytes | memoryview) -> tuple[ChunkMeta, bool]:
         """Hash and compress one chunk (worker pool), create it unless present; returns it
         and whether it was new."""

@@ -147,9 +147,9 @@ class ObjectStoreBlobService(BlobService):
         """store_chunk on the store's pool (ChunkStore)."""
         return asyncio.wrap_future(self.store.executor.submit(self.store_chunk, chunk))
 
-    async def store_small_blob(self, data: bytes) -> tuple[B3Digest, int]:
-        """(ChunkStore)"""
-        return await run(self.store_whole_blob, data)
+    async def store_whole_blob(self, data: bytes) -> tuple[B3Digest, int]:
+        """Store a blob held in memory: chunks, then the index (ChunkStore)."""
+        return await run(self._store_whole_blob, data)
 
     async def commit_index(self, digest: B3Digest, chunks: list[ChunkMeta]) -> None:
         """(ChunkStore)"""
@@ -206,8 +206,8 @@ class ObjectStoreBlobService(BlobService):
             new_bytes += meta.size if new else 0
         return B3Digest(blake3.blake3(data).digest()), chunks, new_bytes
 
-    def store_whole_blob(self, data: bytes) -> tuple[B3Digest, int]:
-        """Store a blob held in memory: chunks, then the index (blocking; worker threads)."""
+    def _store_whole_blob(self, data: bytes) -> tuple[B3Digest, int]:
+        """store_whole_blob, blocking (worker threads)."""
         digest, chunks, new_bytes = self._store_chunks(data)
         self.commit_indexes([(digest, chunks)])
         return digest, new_bytes
