@@ -59,13 +59,13 @@ def bench_blob_write_read() -> None:
     src = random_file(DATA / "random-1g.bin", GIB)
     scratch = scratch_dir("blob")
     report = Report("blob write and read, 1 GiB", "cp / cat")
-    w_cache = report.add(Row("write (page cache)", unit="MB/s", higher_is_better=True))
+    w_cache = report.add(Row("write, before sync", unit="MB/s", higher_is_better=True))
     w_disk = report.add(
         Row("write + sync (on disk)", unit="MB/s", higher_is_better=True, target=">= 0.5")
     )
     w_floor = report.add(
         Row(
-            "write + sync, same bytes as 256 KiB files only (layout floor)",
+            "write + sync, same bytes as 256 KiB files only (buffered, 8 threads)",
             unit="MB/s",
             higher_is_better=True,
         )

@@ -18,6 +18,7 @@ import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+from pytvix.allocator import tune_allocator
 from pytvix.castore.blobservice import BlobService
 from pytvix.castore.composition import BLOB_SERVICES, from_addr
 from pytvix.castore.digests import B3Digest
@@ -78,6 +79,7 @@ def write_files(root: str, src: str) -> None:
 
 
 if __name__ == "__main__":
+    tune_allocator()  # as the tvix-store command does
     op, url, arg = sys.argv[1:4]
     if op == "files":
         write_files(url, arg)

@@ -8,7 +8,13 @@ import os
 import pytest
 import zstandard
 
-from pytvix.castore.blobservice.chunk_codec import PROBE, compress_chunk, decode_chunk
+from pytvix.castore.blobservice.chunk_codec import (
+    PROBE,
+    compress_chunk,
+    decode_chunk,
+    encode_chunk,
+    raw_frame,
+)
 from pytvix.castore.digests import B3Digest
 from pytvix.castore.errors import StorageError
 
@@ -38,3 +44,27 @@ def test_decode_rejects_wrong_digest_size_and_garbage() -> None:
         decode_chunk(frame, B3Digest.of(b"hello"), 6, "chunk x")
     with pytest.raises(StorageError, match="chunk x is corrupt"):
         decode_chunk(b"not zstd", B3Digest.of(b"hello"), None, "chunk x")
+
+
+@pytest.mark.parametrize("size", [0, 1, 255, 128 << 10, (128 << 10) + 1, 300_000, 1 << 20])
+def test_raw_frames_are_standard_zstd(size: int) -> None:
+    data = os.urandom(size)
+    frame = b"".join(raw_frame(data))
+    assert zstandard.ZstdDecompressor().decompress(frame) == data
+    streaming = zstandard.ZstdDecompressor().decompressobj()
+    assert streaming.decompress(frame) == data
+    assert streaming.eof
+    assert zstandard.frame_content_size(frame) == size
+    if 256 <= size <= 512 << 10:  # zstd's own encoding of such input (up to the default
+        # maximum chunk size; above, zstd switches to a window descriptor), byte for byte
+        assert frame == zstandard.ZstdCompressor(level=-1).compress(data)
+
+
+def test_incompressible_chunks_are_framed_around_their_own_bytes() -> None:
+    noise = os.urandom(256 << 10)
+    parts = encode_chunk(noise)
+    payloads = [p for p in parts if isinstance(p, memoryview)]
+    assert [len(p) for p in payloads] == [128 << 10, 128 << 10]
+    assert all(p.obj is noise for p in payloads)  # views, not copies
+    assert b"".join(parts) == compress_chunk(noise)
+    assert encode_chunk(TEXT) == [compress_chunk(TEXT)]  # compressible: one compressed part

@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 import click
 
 from pytvix import __version__
+from pytvix.allocator import tune_allocator
 from pytvix.castore.composition import ConfigError
 from pytvix.cli.common import (
     ServiceAddrs,
@@ -123,4 +124,5 @@ def cli(log_level: str, otlp: bool, listen_address: str, **options: Any) -> None
 
 
 def main() -> None:
+    tune_allocator()
     cli(prog_name="nar-bridge")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pytvix.allocator import tune_allocator
 from pytvix.cli import cmd_admin, cmd_inspect, cmd_paths
 from pytvix.cli.app import cli
 
@@ -9,4 +10,5 @@ COMMAND_MODULES = (cmd_admin, cmd_inspect, cmd_paths)
 
 
 def main() -> None:
+    tune_allocator()
     cli(prog_name="tvix-store")

@@ -13,13 +13,24 @@ from pytvix.castore.digests import B3Digest
 from pytvix.castore.errors import StorageError
 
 ZSTD_LEVEL = 1
-# zstd's fast mode, for chunks that do not compress: at level 1 zstd spends about 190 µs on a
-# 256 KiB chunk of random bytes (1.3 GB/s, the most expensive step of a write) to find no
-# matches; level -1 gives the same frame size at 13 GB/s. A 16 KiB probe from the middle of
-# the chunk (about 6 µs) decides; compressible data keeps level 1.
-FAST_LEVEL = -1
+# Chunks that do not compress: at level 1 zstd spends about 190 µs on a 256 KiB chunk of
+# random bytes (1.3 GB/s) to find no matches, and then stores them as raw blocks, a copy of
+# the chunk behind 3-byte block headers. Those chunks are framed as raw blocks directly,
+# around the chunk's own bytes (nothing compressed, nothing copied). A 16 KiB probe from the
+# middle of the chunk (about 6 µs) decides; compressible data keeps level 1.
 PROBE = 16 << 10
 INCOMPRESSIBLE = 0.97  # probe frame size / probe size at or above which data counts as such
+
+# zstd frame format (RFC 8878 §3.1.1): magic, a frame header descriptor saying "single
+# segment, content size in 4 (or 8) bytes, no checksum, no dictionary", the content size;
+# then blocks of at most 128 KiB, each behind a 3-byte header (last-block bit, type 0 = raw,
+# size).
+_MAGIC = b"\x28\xb5\x2f\xfd"
+_SINGLE_SEGMENT_FCS4 = 0xA0
+_SINGLE_SEGMENT_FCS8 = 0xE0
+_MAX_BLOCK = 128 << 10
+
+Buffer = bytes | memoryview
 
 _local = threading.local()
 
@@ -32,15 +43,42 @@ def _compressor(level: int) -> zstandard.ZstdCompressor:
     return cctx
 
 
-def compress_chunk(chunk: bytes | memoryview) -> bytes:
-    """The chunk as one zstd frame (with its content size); any zstd decoder reads it."""
+def encode_chunk(chunk: Buffer) -> list[Buffer]:
+    """The chunk as one zstd frame (with its content size) that any zstd decoder reads, in
+    parts to be written in order: compressed (one part), or, if the chunk does not compress,
+    raw blocks whose payloads are views of `chunk` itself (keep it unchanged until written)."""
     cctx = _compressor(ZSTD_LEVEL)
     if len(chunk) >= 4 * PROBE:
         middle = len(chunk) // 2
         probe = memoryview(chunk)[middle : middle + PROBE]
         if len(cctx.compress(probe)) >= PROBE * INCOMPRESSIBLE:
-            cctx = _compressor(FAST_LEVEL)
-    return cctx.compress(chunk)
+            return raw_frame(chunk)
+    return [cctx.compress(chunk)]
+
+
+def compress_chunk(chunk: Buffer) -> bytes:
+    """encode_chunk() as one buffer."""
+    parts = encode_chunk(chunk)
+    return parts[0] if len(parts) == 1 else b"".join(parts)  # type: ignore[return-value]
+
+
+def raw_frame(chunk: Buffer) -> list[Buffer]:
+    """A zstd frame storing `chunk` uncompressed: header, then raw blocks (RFC 8878)."""
+    size = len(chunk)
+    if size < 1 << 32:
+        header = _MAGIC + bytes([_SINGLE_SEGMENT_FCS4]) + size.to_bytes(4, "little")
+    else:
+        header = _MAGIC + bytes([_SINGLE_SEGMENT_FCS8]) + size.to_bytes(8, "little")
+    view = memoryview(chunk)
+    parts: list[Buffer] = [header]
+    for start in range(0, size, _MAX_BLOCK):
+        block = view[start : start + _MAX_BLOCK]
+        last = start + _MAX_BLOCK >= size
+        parts.append((len(block) << 3 | last).to_bytes(3, "little"))
+        parts.append(block)
+    if not size:  # one empty raw block, as zstd writes for empty input
+        parts.append((1).to_bytes(3, "little"))
+    return parts
 
 
 def _decompress(frame: bytes | memoryview) -> bytes:

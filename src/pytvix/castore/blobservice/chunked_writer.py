@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from collections.abc import Awaitable
-from typing import Protocol
+from typing import Any, Protocol
 
 import blake3
 
@@ -27,10 +27,13 @@ class ChunkStore(Protocol):
     """What a chunking backend provides to its writer."""
 
     avg_chunk_size: int
+    # Chunks per start_chunks() call: more than one where a chunk is cheap to store and the
+    # hand-off to a worker thread is a noticeable part of its cost (local files).
+    chunks_per_job: int
 
-    def start_chunk(self, chunk: memoryview) -> Awaitable[tuple[ChunkMeta, bool]]:
-        """Start hashing and storing one chunk unless present, now; the result is the chunk
-        and whether it was new. Must not block the event loop."""
+    def start_chunks(self, chunks: list[memoryview]) -> Awaitable[list[tuple[ChunkMeta, bool]]]:
+        """Start hashing and storing chunks unless present, now; the result is, per chunk,
+        its metadata and whether it was new. Must not block the event loop."""
         ...
 
     async def store_whole_blob(self, data: bytes) -> tuple[B3Digest, int]:
@@ -50,7 +53,9 @@ class ChunkedBlobWriter(BlobWriter):
         self._hasher = blake3.blake3()
         self._pending: list[Piece] = []
         self._pending_size = 0
-        self._inflight: deque[asyncio.Future[tuple[ChunkMeta, bool]]] = deque()
+        self._inflight: deque[asyncio.Future[list[tuple[ChunkMeta, bool]]]] = deque()
+        self._inflight_chunks = 0
+        self._batch: asyncio.Future[None] | None = None  # the batch being hashed and cut
         self._chunks: list[ChunkMeta] = []
         self._new_bytes = 0
         self._digest: B3Digest | None = None
@@ -63,33 +68,49 @@ class ChunkedBlobWriter(BlobWriter):
         self._pending.append(piece)
         self._pending_size += len(piece)
         if self._pending_size >= WRITE_BATCH:
-            await self._process(final=False)
+            await self._start_batch(final=False)
         return len(piece)
 
-    async def _process(self, *, final: bool) -> None:
-        """Hash and cut the pending bytes off the loop, then start storing the chunks,
-        waiting for the oldest while too many are in flight."""
+    async def _start_batch(self, *, final: bool) -> None:
+        """Start processing the pending bytes once the previous batch is done, and return:
+        the caller produces the next batch meanwhile (at most two batches are held)."""
         pieces, self._pending, self._pending_size = self._pending, [], 0
-        for chunk in await run(self._hash_and_cut, pieces, final):
-            while len(self._inflight) >= MAX_INFLIGHT_CHUNKS:
+        if self._batch is not None:
+            await self._batch
+        self._batch = asyncio.ensure_future(self._process(pieces, final))
+        self._batch.add_done_callback(_consume_exception)
+
+    async def _process(self, pieces: list[Piece], final: bool) -> None:
+        """Hash and cut the bytes off the loop (two jobs, in parallel), then start storing
+        the chunks, waiting for the oldest while too many are in flight."""
+        _, chunks = await asyncio.gather(run(self._hash, pieces), run(self._cut, pieces, final))
+        step = self._store.chunks_per_job
+        for start in range(0, len(chunks), step):
+            group = chunks[start : start + step]
+            while self._inflight_chunks + len(group) > MAX_INFLIGHT_CHUNKS and self._inflight:
                 await self._collect_oldest()
-            future = asyncio.ensure_future(self._store.start_chunk(chunk))
+            future = asyncio.ensure_future(self._store.start_chunks(group))
             future.add_done_callback(_consume_exception)
             self._inflight.append(future)
+            self._inflight_chunks += len(group)
 
-    def _hash_and_cut(self, pieces: list[Piece], final: bool) -> list[memoryview]:
+    def _hash(self, pieces: list[Piece]) -> None:
         for piece in pieces:
             self._hasher.update(piece)
+
+    def _cut(self, pieces: list[Piece], final: bool) -> list[memoryview]:
         chunks = self._chunker.feed(*pieces)
         if final:
             chunks += self._chunker.finish()
         return chunks
 
     async def _collect_oldest(self) -> None:
-        chunk, new = await self._inflight.popleft()
-        self._chunks.append(chunk)
-        if new:
-            self._new_bytes += chunk.size
+        stored = await self._inflight.popleft()
+        self._inflight_chunks -= len(stored)
+        for chunk, new in stored:
+            self._chunks.append(chunk)
+            if new:
+                self._new_bytes += chunk.size
 
     async def close(self) -> B3Digest:
         if self._digest is not None:
@@ -101,7 +122,9 @@ class ChunkedBlobWriter(BlobWriter):
                 data = b"".join(self._pending)
                 digest, self._new_bytes = await self._store.store_whole_blob(data)
             else:
-                await self._process(final=True)
+                await self._start_batch(final=True)
+                assert self._batch is not None
+                await self._batch
                 while self._inflight:
                     await self._collect_oldest()
                 digest = B3Digest(self._hasher.digest())
@@ -117,21 +140,20 @@ class ChunkedBlobWriter(BlobWriter):
     def _is_small(self) -> bool:
         """Nothing cut yet and the whole blob is one chunk: one store job instead of hash,
         cut and index hops."""
-        return (
-            not self._chunks
-            and not self._inflight
-            and self._chunker.is_single_chunk(self._pending_size)
-        )
+        return self._batch is None and self._chunker.is_single_chunk(self._pending_size)
 
     async def abort(self) -> None:
         """Drop buffered data; chunks already stored stay (unreferenced, harmless)."""
         self._aborted = True
+        if self._batch is not None:
+            self._batch.cancel()
         while self._inflight:
             self._inflight.popleft().cancel()
+        self._inflight_chunks = 0
         self._pending, self._pending_size = [], 0
 
 
-def _consume_exception(future: asyncio.Future[tuple[ChunkMeta, bool]]) -> None:
-    """Mark the exception of a chunk store nobody awaits any more (after an abort) as seen."""
+def _consume_exception(future: asyncio.Future[Any]) -> None:
+    """Mark the exception of a job nobody awaits any more (after an abort) as seen."""
     if not future.cancelled():
         future.exception()

