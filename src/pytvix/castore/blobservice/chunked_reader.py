@@ -19,7 +19,9 @@ from pytvix.castore.blobservice import BlobReader, ChunkMeta
 
 FetchChunk = Callable[[ChunkMeta], Awaitable[bytes]]
 
-DEFAULT_READAHEAD = 8
+# Chunks in flight beyond a sequential read: local stores read cold chunks from disk at
+# 0.75-0.93 GB/s with 8, 1.09-1.10 GB/s with 16, 1.04-1.07 with 32 (1 GiB blob, 256 KiB chunks).
+DEFAULT_READAHEAD = 16
 
 
 class ChunkedBlobReader(BlobReader):
