@@ -7,8 +7,11 @@ import pkgutil
 import sys
 from pathlib import Path
 
+from pytvix.allocator import tune_allocator
+
 
 def main() -> int:
+    tune_allocator()  # in-process measurements run as the tvix-store command would
     wanted = sys.argv[1:]
     names = sorted(
         m.name

@@ -134,6 +134,21 @@ async def test_seek_fetches_only_needed_chunks(tmp_path: Path, data: bytes) -> N
     assert not {chunk_key(c.digest) for c in chunks[:target]} & set(fetched)
 
 
+async def test_read_parts_are_the_data_in_pieces(tmp_path: Path, data: bytes) -> None:
+    service = await from_addr(BLOB_SERVICES, f"objectstore+file://{tmp_path}")
+    digest = await put_blob(service, data)
+    reader = await service.open_read(digest)
+    assert reader is not None
+    await reader.seek(1000)
+    pieces: list[bytes] = []
+    while parts := await reader.read_parts(700_000):  # spans chunk boundaries
+        pieces.append(b"".join(parts))
+        assert sum(len(p) for p in parts) <= 700_000
+    assert b"".join(pieces) == data[1000:]
+    assert reader.tell() == len(data)
+    assert await reader.read_parts(10) == []
+
+
 async def test_rewriting_existing_blob_writes_nothing(tmp_path: Path, data: bytes) -> None:
     store = CountingStore(f"file://{tmp_path}")
     service = ObjectStoreBlobService(store)

@@ -74,9 +74,11 @@ def _digest(raw: bytes) -> B3Digest | None:
     return B3Digest(raw) if len(raw) == B3_LEN else None
 
 
-def encode_blob_chunk(data: bytes | memoryview) -> bytes:
-    """tvix.castore.v1.BlobChunk{data} without building a message object."""
-    return b"\x0a" + varint(len(data)) + data if data else b""
+def encode_blob_chunk(*parts: bytes | memoryview) -> bytes:
+    """tvix.castore.v1.BlobChunk{data = the concatenated parts} without building a message
+    object; one copy of the data."""
+    size = sum(len(p) for p in parts)
+    return b"".join([b"\x0a", varint(size), *parts]) if size else b""
 
 
 def blob_chunk_data(message: bytes) -> memoryview | None:
@@ -127,8 +129,8 @@ class BlobServicer:
             if reader is None:
                 await context.abort(grpc.StatusCode.NOT_FOUND, f"blob {digest} not found")
             async with reader:
-                while piece := await reader.read(READ_PIECE):
-                    yield piece
+                while parts := await reader.read_parts(READ_PIECE):
+                    yield encode_blob_chunk(*parts)
         except CastoreError as e:
             await abort_with(context, e)
 
@@ -198,6 +200,10 @@ class DirectoryServicer:
         return rpc_directory_pb2.PutDirectoryResponse(root_digest=root)
 
 
+def _already_encoded(message: bytes) -> bytes:
+    return message
+
+
 def _encode_directory(directory: Directory | bytes) -> bytes:
     return directory if isinstance(directory, bytes) else directory.encode()
 
@@ -221,7 +227,7 @@ def castore_handlers(
                 ),
                 "Read": grpc.unary_stream_rpc_method_handler(
                     blob.read,
-                    response_serializer=encode_blob_chunk,
+                    response_serializer=_already_encoded,
                 ),
                 "Put": grpc.stream_unary_rpc_method_handler(
                     blob.put,

@@ -59,6 +59,13 @@ class BlobReader(ABC):
     @abstractmethod
     def tell(self) -> int: ...
 
+    async def read_parts(self, n: int) -> list[bytes | memoryview]:
+        """As read(n), as pieces whose concatenation is the data ([] at the end): readers
+        holding the data in pieces spare the copy of joining them for callers that copy the
+        data anyway."""
+        data = await self.read(n)
+        return [data] if data else []
+
     async def read_at(self, offset: int, n: int) -> bytes:
         """Up to `n` bytes at `offset`, independent of (and not moving) the position.
         Readers that can serve concurrent positional reads override this; the default

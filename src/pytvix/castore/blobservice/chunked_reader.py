@@ -53,17 +53,30 @@ class ChunkedBlobReader(BlobReader):
         self._pos += len(data)
         return data
 
+    async def read_parts(self, n: int) -> list[bytes | memoryview]:
+        parts = await self._parts_at(self._pos, n)
+        self._pos += sum(len(p) for p in parts)
+        return parts
+
     async def read_at(self, offset: int, n: int) -> bytes:
+        parts = await self._parts_at(offset, n)
+        if not parts:
+            return b""
+        return bytes(parts[0]) if len(parts) == 1 else b"".join(parts)
+
+    async def _parts_at(self, offset: int, n: int) -> list[bytes | memoryview]:
+        """The bytes of [offset, offset + n) as pieces of the chunks (views where a chunk
+        is not used whole)."""
         end = min(self.size, offset + max(n, 0))
         if offset >= end:
-            return b""
+            return []
         first = bisect.bisect_right(self._ends, offset)
         last = bisect.bisect_right(self._ends, end - 1)
         # sequential readers keep `readahead` chunks in flight beyond what they asked for
         horizon = last + (self._readahead if offset == self._expected_next else 0)
         horizon = min(horizon, len(self._chunks) - 1)
         self._expected_next = end
-        parts = []
+        parts: list[bytes | memoryview] = []
         for index in range(first, last + 1):
             for ahead in range(index, min(index + self._readahead, horizon) + 1):
                 self._task(ahead)
@@ -71,8 +84,8 @@ class ChunkedBlobReader(BlobReader):
             start = self._ends[index] - self._chunks[index].size
             lo = max(offset, start) - start
             hi = min(end, self._ends[index]) - start
-            parts.append(data if lo == 0 and hi == len(data) else data[lo:hi])
-        return parts[0] if len(parts) == 1 else b"".join(parts)
+            parts.append(data if lo == 0 and hi == len(data) else memoryview(data)[lo:hi])
+        return parts
 
     def _task(self, index: int) -> asyncio.Task[bytes]:
         task = self._cache.get(index)
