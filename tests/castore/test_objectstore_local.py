@@ -132,6 +132,22 @@ def test_file_systems_refusing_direct_io_get_buffered_writes(
     assert leftovers(tmp_path) == []
 
 
+def test_refused_direct_writes_fall_back_to_buffered(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def refusing_write(fd: int, parts: object, size: int) -> None:
+        raise OSError(errno.EINVAL, "Invalid argument")
+
+    monkeypatch.setattr(local_files, "_write_direct", refusing_write)
+    store = ObjectStore(f"file://{tmp_path}")
+    assert store.local is not None
+    chunk = os.urandom(200_000)
+    store.put("c/0", chunk)
+    assert store.get("c/0") == chunk
+    assert store.local.direct is False
+    assert leftovers(tmp_path) == []
+
+
 def test_direct_writes_bypass_the_page_cache(tmp_path: Path) -> None:
     store = ObjectStore(f"file://{tmp_path}")
     store.put("chunk", os.urandom(256 << 10))

@@ -73,9 +73,18 @@ class LocalFiles:
 
     def write(self, key: str, parts: Parts) -> None:
         """Atomically create or replace the object with the concatenated parts."""
-        path = f"{self.root}/{key}"
         size = sum(len(p) for p in parts)
         direct = self.direct and DIRECT_MIN <= size <= DIRECT_MAX
+        try:
+            self._write(key, parts, size, direct)
+        except OSError as e:
+            if not (direct and e.errno == errno.EINVAL):
+                raise
+            self.direct = False  # opened, but the file system refuses the direct write itself
+            self._write(key, parts, size, False)
+
+    def _write(self, key: str, parts: Parts, size: int, direct: bool) -> None:
+        path = f"{self.root}/{key}"
         staging = ""
         try:
             staging, fd = _create_staging(path, direct)
