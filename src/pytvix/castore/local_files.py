@@ -8,10 +8,12 @@ Objects between DIRECT_MIN and DIRECT_MAX bytes (the chunks of chunked blobs) ar
 with O_DIRECT: straight from an aligned buffer to the disk, not through the page cache.
 Filling page cache pages is the largest cost of a buffered write here, about 1 ms per 256 KiB
 chunk on the development VM (its guest pages are backed lazily by the host), and buffered data
-still has to reach the disk at the next durability barrier. `bench store` writes 1 GiB blob
-about twice as fast this way (see the README). The price: freshly written chunks are not in
-the page cache, so the first read of a new blob comes from the disk. File systems that refuse
-O_DIRECT (tmpfs, some FUSE or network file systems) get buffered writes, decided once per store.
+still has to reach the disk at the next durability barrier. Writing 1 GiB as 4k such files
+from 8 threads took 1000 MB/s this way against 516 buffered (with sync); the whole blob
+writer, which also hashes, cuts and probes, gained about 12% (518 vs 463 MB/s). The price:
+freshly written chunks are not in the page cache, so the first read of a new blob comes from
+the disk. File systems that refuse O_DIRECT (some FUSE or network file systems) get buffered
+writes, decided once per store.
 Smaller objects are written buffered, and larger buffered ones are handed to write-back at
 once (sync_file_range), so a later barrier finds most of the work done.
 
