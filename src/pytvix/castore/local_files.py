@@ -32,7 +32,7 @@ import mmap
 import os
 import secrets
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 Buffer = bytes | bytearray | memoryview
@@ -58,6 +58,10 @@ class LocalFiles:
     def __init__(self, root: str) -> None:
         self.root = root
         self.direct = True  # until the file system refuses O_DIRECT
+        self._group_sync = GroupCommit(self._syncfs)
+
+    def exists(self, key: str) -> bool:
+        return os.path.isfile(f"{self.root}/{key}")
 
     def read(self, key: str) -> bytes | None:
         """The object's bytes, or None if there is no such file (links are not followed)."""
@@ -82,7 +86,7 @@ class LocalFiles:
         except OSError as e:
             if not (direct and e.errno == errno.EINVAL):
                 raise
-            self.direct = False  # opened, but the file system refuses the direct write itself
+            self.direct = False  # the file system refuses O_DIRECT (at open or at write)
             self._write(key, parts, size, False)
 
     def _write(self, key: str, parts: Parts, size: int, direct: bool) -> None:
@@ -90,9 +94,6 @@ class LocalFiles:
         staging = ""
         try:
             staging, fd = _create_staging(path, direct)
-            if direct and fd < 0:  # the file system refuses O_DIRECT
-                self.direct = direct = False
-                staging, fd = _create_staging(path, False)
             try:
                 if direct:
                     _write_direct(fd, parts, size)
@@ -110,39 +111,35 @@ class LocalFiles:
             raise
 
     def sync(self) -> None:
-        """Everything written below the root so far is on disk (syncfs)."""
+        """Durability barrier: everything written below the root before the call is on disk
+        when it returns; concurrent callers share one syncfs (group commit)."""
+        self._group_sync.sync()
+
+    def _syncfs(self) -> None:
         fd = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY)
         try:
             if _libc().syncfs(fd) != 0:
                 err = ctypes.get_errno()
-                raise OSError(err, f"syncfs({self.root}) failed: {os.strerror(err)}")
+                raise OSError(err, os.strerror(err), self.root)
         finally:
             os.close(fd)
 
 
 def _create_staging(path: str, direct: bool) -> tuple[str, int]:
-    """A new, empty staging file next to `path` (its parents made if missing): (name, fd);
-    fd is -1 if O_DIRECT was asked for and the file system refuses it. Names are unique
-    per process (a random token) and never reuse a leftover of a crashed writer, nor follow
-    a link planted under such a name."""
+    """A new, empty staging file next to `path` (its parents made if missing): (name, fd).
+    Names are unique per process (a random token) and never reuse a leftover of a crashed
+    writer, nor follow a link planted under such a name."""
     flags = _STAGING_FLAGS | (os.O_DIRECT if direct else 0)
-    staging = ""
-    for attempt in range(_STAGING_ATTEMPTS + 1):
+    for _ in range(_STAGING_ATTEMPTS):
         staging = f"{path}#{_STAGING_TOKEN}{next(_staging_numbers)}"
         try:
             return staging, os.open(staging, flags, 0o644)
         except FileNotFoundError:
-            if attempt == _STAGING_ATTEMPTS:
-                raise
             os.makedirs(os.path.dirname(path), exist_ok=True)
         except FileExistsError:
-            if attempt == _STAGING_ATTEMPTS:
-                raise
-        except OSError as e:
-            if direct and e.errno == errno.EINVAL:
-                return staging, -1
-            raise
-    raise AssertionError("unreachable")
+            pass
+    staging = f"{path}#{_STAGING_TOKEN}{next(_staging_numbers)}"
+    return staging, os.open(staging, flags, 0o644)  # an error now is real
 
 
 def _write_all(fd: int, parts: Parts) -> None:
@@ -190,6 +187,39 @@ def _write_direct(fd: int, parts: Parts, size: int) -> None:
                 done += os.write(fd, view[done:size])
     finally:
         view.release()
+
+
+class GroupCommit:
+    """Coalesces concurrent calls of a durability barrier: a caller waits for a barrier that
+    started after its call; one barrier serves every caller that arrived while the previous
+    one ran."""
+
+    def __init__(self, barrier: Callable[[], None]) -> None:
+        self._barrier = barrier
+        self._cond = threading.Condition()
+        self._started = 0  # generations started so far
+        self._done = 0  # highest generation completed
+        self._running = False
+
+    def sync(self) -> None:
+        with self._cond:
+            target = self._started + 1  # the first generation starting after this call
+            while self._done < target:
+                if not self._running:
+                    self._running = True
+                    self._started += 1
+                    generation = self._started
+                    break
+                self._cond.wait()
+            else:
+                return
+        try:
+            self._barrier()
+        finally:
+            with self._cond:
+                self._running = False
+                self._done = max(self._done, generation)
+                self._cond.notify_all()
 
 
 _libc_handle: Any = None

@@ -19,9 +19,7 @@ error. S3 payloads are unsigned by default (DEFAULT_S3).
 from __future__ import annotations
 
 import itertools
-import os
 import re
-import threading
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from datetime import timedelta
 from pathlib import Path
@@ -79,7 +77,6 @@ class ObjectStore:
         options = dict(options or {})
         parts = urlsplit(url)
         self.local: LocalFiles | None = None  # local stores: their files, handled directly
-        self._group_sync = _GroupSync(self)
         # conditional create on every store but local files; off once a store refuses it
         self._create_mode = parts.scheme != "file"
         try:
@@ -188,7 +185,7 @@ class ObjectStore:
 
     def exists(self, key: str) -> bool:
         if self.local is not None:  # a stat, without a trip through obstore's runtime
-            return os.path.isfile(f"{self.local.root}/{key}")
+            return self.local.exists(key)
         try:
             obstore.head(self._store, key)
         except (NotFoundError, FileNotFoundError):
@@ -219,7 +216,10 @@ class ObjectStore:
         For local stores this is a syncfs(); concurrent callers share one (group commit).
         Object stores reached over the network are durable on PUT already."""
         if self.local is not None:
-            self._group_sync.sync()
+            try:
+                self.local.sync()
+            except OSError as e:
+                raise StorageError(f"syncfs of {self.url} failed: {e.strerror or e}") from e
 
     # --- async API (event loop) -------------------------------------------------------------
     # These run the blocking methods on the shared worker pool rather than using obstore's
@@ -340,42 +340,6 @@ def _typed_options(options: Mapping[str, str]) -> dict[str, Any]:
     if retry:
         out["retry_config"] = retry
     return out
-
-
-class _GroupSync:
-    """Coalesces concurrent durability barriers: a caller waits for a syncfs that started
-    after its call; one syncfs serves every caller that arrived while the previous one ran."""
-
-    def __init__(self, store: ObjectStore) -> None:
-        self._store = store
-        self._cond = threading.Condition()
-        self._started = 0  # generations started so far
-        self._done = 0  # highest generation completed
-        self._running = False
-
-    def sync(self) -> None:
-        with self._cond:
-            target = self._started + 1  # the first generation starting after this call
-            while self._done < target:
-                if not self._running:
-                    self._running = True
-                    self._started += 1
-                    generation = self._started
-                    break
-                self._cond.wait()
-            else:
-                return
-        try:
-            assert self._store.local is not None
-            try:
-                self._store.local.sync()
-            except OSError as e:
-                raise StorageError(str(e)) from e
-        finally:
-            with self._cond:
-                self._running = False
-                self._done = max(self._done, generation)
-                self._cond.notify_all()
 
 
 def as_parts(data: Buffer | Parts) -> Parts:

@@ -4,21 +4,18 @@ transaction after validation."""
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any
-
-import blake3
 
 from pytvix.castore.composition import Composition, ServiceConfig
 from pytvix.castore.digests import B3Digest
 from pytvix.castore.directory import Directory
 from pytvix.castore.directoryservice import ClosureStore, DirectoryService
 from pytvix.castore.directoryservice.codec import DirectoryScrub, decode_verified
-from pytvix.castore.errors import StorageError
+from pytvix.castore.directoryservice.traverse import EncodedClosureWalk
 from pytvix.castore.lmdb_env import LmdbConfig, LmdbEnv
-from pytvix.castore.proto import child_directory_digests, decode_directory
+from pytvix.castore.proto import decode_directory
 from pytvix.castore.scrub import Progress, ScrubReport
 from pytvix.castore.workers import run
 
@@ -55,32 +52,19 @@ class LmdbDirectoryService(ClosureStore):
 
     async def get_recursive_encoded(self, root: B3Digest) -> AsyncIterator[bytes]:
         """The closure as verified canonical bytes, breadth first, each directory once."""
-        queue: deque[bytes] = deque([root])
-        queued: set[bytes] = {root}
-        while queue:
-            batch = self.env.read(lambda txn: self._bfs_batch(txn, queue, queued, root))
+        walk = EncodedClosureWalk(root)
+        while walk.pending:
+            batch = self.env.read(lambda txn: self._bfs_batch(txn, walk))
             for data in batch:
                 yield data
 
-    def _bfs_batch(
-        self, txn: Any, queue: deque[bytes], queued: set[bytes], root: B3Digest
-    ) -> list[bytes]:
+    def _bfs_batch(self, txn: Any, walk: EncodedClosureWalk) -> list[bytes]:
         out: list[bytes] = []
-        while queue and len(out) < RECURSIVE_BATCH:
-            digest = queue.popleft()
+        while walk.pending and len(out) < RECURSIVE_BATCH:
+            digest = walk.pending.popleft()
             data = txn.get(digest, db=self._db)
-            if data is None:
-                if digest == root:
-                    return out
-                raise StorageError(
-                    f"directory {B3Digest(digest)} does not exist (referenced below {root})"
-                )
-            if blake3.blake3(data).digest() != digest:
-                raise StorageError(f"directory {B3Digest(digest)} is corrupt")
-            for child in child_directory_digests(data):
-                if child not in queued:
-                    queued.add(child)
-                    queue.append(child)
+            if not walk.accept(digest, data):
+                return out
             out.append(data)
         return out
 

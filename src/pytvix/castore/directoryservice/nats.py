@@ -20,14 +20,12 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from functools import partial
 
-import blake3
-
 from pytvix.castore.composition import Composition, ServiceConfig
 from pytvix.castore.digests import B3Digest
 from pytvix.castore.directory import Directory
 from pytvix.castore.directoryservice import ClosureStore, DirectoryService
 from pytvix.castore.directoryservice.codec import DirectoryScrub, decode_verified
-from pytvix.castore.errors import StorageError
+from pytvix.castore.directoryservice.traverse import EncodedClosureWalk
 from pytvix.castore.nats_client import (
     KvBucket,
     LargeValues,
@@ -35,7 +33,7 @@ from pytvix.castore.nats_client import (
     NatsSettings,
     gather_limited,
 )
-from pytvix.castore.proto import child_directory_digests, decode_directory
+from pytvix.castore.proto import decode_directory
 from pytvix.castore.scrub import Progress, ScrubReport
 
 # Directories written / read ahead at once.
@@ -80,30 +78,20 @@ class NatsDirectoryService(ClosureStore):
 
     async def get_recursive_encoded(self, root: B3Digest) -> AsyncIterator[bytes]:
         """The closure as verified canonical bytes, breadth first, each directory once."""
-        queue: deque[B3Digest] = deque([root])
-        queued: set[bytes] = {root}
-        window: deque[tuple[B3Digest, asyncio.Task[bytes | None]]] = deque()
+        walk = EncodedClosureWalk(root, f" in {self._where()}")
+        window: deque[tuple[bytes, asyncio.Task[bytes | None]]] = deque()
         try:
-            while queue or window:
-                while queue and len(window) < READ_WINDOW:
-                    digest = queue.popleft()
+            while walk.pending or window:
+                while walk.pending and len(window) < READ_WINDOW:
+                    digest = walk.pending.popleft()
                     task = asyncio.ensure_future(self.kv.get(digest.hex()))
                     task.add_done_callback(_consume_exception)
                     window.append((digest, task))
                 digest, task = window.popleft()
                 data = await task
-                if data is None:
-                    if digest == root:
-                        return
-                    raise StorageError(
-                        f"directory {digest} does not exist (referenced below {root})"
-                    )
-                if blake3.blake3(data).digest() != digest:
-                    raise StorageError(f"directory {digest} in {self._where()} is corrupt")
-                for child in child_directory_digests(data):
-                    if child not in queued:
-                        queued.add(child)
-                        queue.append(B3Digest(child))
+                if not walk.accept(digest, data):
+                    return
+                assert data is not None
                 yield data
         finally:
             for _, task in window:
