@@ -2,7 +2,8 @@
 embedded store on a unix socket; the peer is the same backend used in process.
 
 - blob put and read of 512 MiB through gRPC vs the in-process object store blob service
-- recursive get of a 10k-directory closure (dirs/s)
+- recursive get of a 10k-directory closure (dirs/s) vs the same messages streamed by a bare
+  grpc.aio server to a bare client (bench/grpc_stream_floor.py): the transport's own rate
 - PathInfo get from one client process: requests/s, p50 and p99 latency
 """
 
@@ -18,6 +19,7 @@ import sys
 import time
 from pathlib import Path
 
+from bench import grpc_stream_floor
 from bench.common import ROOT, RUNS, Report, Row, scratch_dir
 from pytvix.castore.blobservice import BlobService
 from pytvix.castore.composition import BLOB_SERVICES, from_addr
@@ -97,17 +99,35 @@ async def bench_blobs(report: Report, scratch: Path, sock: Path) -> None:
         read_row.peer.append(mib / read)
 
 
-async def bench_metadata(report: Report, sock: Path) -> None:
-    url = f"grpc+unix://{sock}"
-    services = await open_store_from_urls(url, url, url)
-    # a 10k-directory closure: 100 subtrees of 99 leaf directories with one file each
+def closure_10k() -> list[Directory]:
+    """A 10k-directory closure, leaves first: 100 subtrees of 99 leaf directories with one file
+    each, under one root (the last)."""
     leaves = [Directory([(b"f", FileNode(B3Digest.of(str(i).encode()), i))]) for i in range(9900)]
     mids = [
         Directory([(f"d{j}".encode(), leaves[i * 99 + j].as_node()) for j in range(99)])
         for i in range(100)
     ]
     root = Directory([(f"m{i}".encode(), m.as_node()) for i, m in enumerate(mids)])
-    closure = [*leaves, *mids, root]
+    return [*leaves, *mids, root]
+
+
+def start_floor(scratch: Path, closure: list[Directory]) -> tuple[Path, subprocess.Popen[bytes]]:
+    """The bare streaming server of grpc_stream_floor, serving the closure's messages."""
+    messages, sock = scratch / "floor.msgs", scratch / "floor.sock"
+    grpc_stream_floor.write_messages(messages, [d.encode() for d in closure])
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bench.grpc_stream_floor", "serve", str(sock), str(messages)],
+        cwd=ROOT,
+    )
+    while not sock.exists():
+        time.sleep(0.05)
+    return sock, proc
+
+
+async def bench_metadata(report: Report, sock: Path, closure: list[Directory], floor: Path) -> None:
+    url = f"grpc+unix://{sock}"
+    services = await open_store_from_urls(url, url, url)
+    root = closure[-1]
     await put_closure(services.directory, closure)
     rec = report.add(
         Row(
@@ -129,6 +149,9 @@ async def bench_metadata(report: Report, sock: Path) -> None:
         start = time.perf_counter()
         count = sum([1 async for _ in services.directory.get_recursive(root.digest())])
         rec.ours.append(count / (time.perf_counter() - start))
+        received, seconds = await grpc_stream_floor.count(str(floor))
+        assert received == len(closure)
+        rec.peer.append(received / seconds)
         # sequential gets measure latency; 8 in flight measure one client's throughput
         for info in infos[:500]:
             t = time.perf_counter()
@@ -183,14 +206,20 @@ def main() -> None:
     memory_sock = scratch / "m.sock"
     proc = start_daemon(scratch / "home", sock)
     memory = start_daemon(scratch / "home-memory", memory_sock, "--blob-service-addr", "memory://")
+    closure = closure_10k()
+    floor, floor_server = start_floor(scratch, closure)
     try:
         report = Report("gRPC over a unix socket", "in-process object store")
         asyncio.run(bench_blobs(report, scratch, sock))
         asyncio.run(bench_transport(report, memory_sock))
-        asyncio.run(bench_metadata(report, sock))
+        metadata = Report(
+            "gRPC metadata over a unix socket", "bare grpc.aio stream of the same messages"
+        )
+        asyncio.run(bench_metadata(metadata, sock, closure, floor))
         report.print()
+        metadata.print()
     finally:
-        for p in (proc, memory):
+        for p in (proc, memory, floor_server):
             p.terminate()
             p.wait()
         shutil.rmtree(scratch, ignore_errors=True)

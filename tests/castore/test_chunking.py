@@ -1,12 +1,15 @@
-"""StreamChunker: cut points depend on the bytes only, never on how the stream was fed."""
+"""StreamChunker: cut points depend on the bytes only, never on how the stream was fed, and
+are those of upstream's chunker (the fastcdc crate's FastCDC 2020, normalization level 1)."""
 
 from __future__ import annotations
 
+import hashlib
 import random
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from pyfastcdc.cy import FastCDC
 
 from pytvix.castore.blobservice.chunking import StreamChunker, immutable_piece
 
@@ -64,10 +67,72 @@ def test_single_chunk_only_below_the_minimum() -> None:
     assert not chunker.is_single_chunk(0)
 
 
-@pytest.mark.parametrize("avg", [0, 511, 512 << 20])
+@pytest.mark.parametrize("avg", [0, 511, (2 << 20) + 1])
 def test_average_size_out_of_range(avg: int) -> None:
     with pytest.raises(ValueError, match="avg_chunk_size"):
         StreamChunker(avg)
+
+
+# The fastcdc crate's gear table: the first 8 bytes (big-endian) of the MD5 of 64 copies of
+# each byte value.
+GEAR = [int.from_bytes(hashlib.md5(bytes([i]) * 64).digest()[:8], "big") for i in range(256)]
+# The crate's masks by number of bits (log2 of the average, +1 before and -1 after it).
+MASKS = {
+    9: 0x0000019000353000,
+    11: 0x0000D90003530000,
+    17: 0x0000D90703537000,
+    19: 0x0000D91707537000,
+}
+U64 = (1 << 64) - 1
+
+
+def reference_cut(data: bytes, avg: int) -> int:
+    """Length of the next chunk per FastCDC 2020, rolling one byte at a time: the gear hash
+    starts at the (even-rounded) minimum, a stricter mask applies before the average and a
+    looser one after; the chunk ends before the byte whose hash matches."""
+    min_size, max_size = avg // 2, avg * 2
+    remaining = len(data)
+    if remaining <= min_size:
+        return remaining
+    center = avg
+    if remaining > max_size:
+        remaining = max_size
+    elif remaining < center:
+        center = remaining
+    bits = avg.bit_length() - 1
+    mask_s, mask_l = MASKS[bits + 1], MASKS[bits - 1]
+    h = 0
+    for k in range(min_size // 2 * 2, remaining // 2 * 2):
+        h = ((h << 1) + GEAR[data[k]]) & U64
+        if h & (mask_s if k < center // 2 * 2 else mask_l) == 0:
+            return k
+    return remaining
+
+
+def reference_chunks(data: bytes, avg: int) -> list[bytes]:
+    out, start = [], 0
+    while start < len(data):
+        length = reference_cut(data[start : start + 2 * avg], avg)
+        out.append(data[start : start + length])
+        start += length
+    return out
+
+
+@pytest.mark.parametrize(("avg", "size"), [(1024, 200_000), (256 << 10, 3 << 20)])
+def test_cut_points_equal_an_independent_fastcdc_2020(avg: int, size: int) -> None:
+    data = random.Random(avg).randbytes(size)
+    chunker = StreamChunker(avg)
+    ours = [bytes(c) for c in [*chunker.feed(data), *chunker.finish()]]
+    assert len(ours) > 5
+    assert ours == reference_chunks(data, avg)
+
+
+def test_gear_hash_matches_the_crates_own_vector() -> None:
+    """The crate's test: 10 KiB of zeros, min 64, avg 256, max 1024 -> ten 1 KiB chunks, each
+    with gear hash 14169102344523991076 (pins the compiled chunker we rely on)."""
+    chunks = list(FastCDC(256, min_size=64, max_size=1024).cut_buf(bytes(10240)))
+    assert [c.length for c in chunks] == [1024] * 10
+    assert {c.gear_hash for c in chunks} == {14169102344523991076}
 
 
 def test_immutable_piece_copies_only_what_may_change() -> None:

@@ -210,7 +210,7 @@ async def test_layout_and_no_rewrite(
         after = {b: await last_seq(raw_js, f"{prefix}-{b}") for b in ("chunks", "blobs")}
         assert after == before
         # a blob sharing a chunk with another one stores only its new chunks
-        other = data[: chunks[0].size] + os.urandom(1 << 20)
+        other = data[: chunks[0].size + chunks[1].size] + os.urandom(1 << 20)
         writer = await service.open_write()
         await writer.write(other)
         await writer.close()
@@ -287,7 +287,7 @@ async def test_large_blob_index(server: NatsServer, prefix: str, raw_js: Any) ->
     """An index of more chunks than fit one message goes to the object store."""
     service = await blob_service(server, prefix, "&avg_chunk_size=512")
     try:
-        data = os.urandom(15 << 20)  # ~30k chunks of ~512 bytes: a ~1.2 MB index
+        data = os.urandom(18 << 20)  # ~29k chunks of ~650 bytes: a ~1.2 MB index
         digest = await put_blob(service, data)
         chunks = await service.chunks(digest)
         assert chunks is not None

@@ -1,17 +1,21 @@
-"""Content-defined chunking of a byte stream (FastCDC, compiled backend).
+"""Content-defined chunking of a byte stream: FastCDC 2020 with normalization level 1 and the
+default gear table, min = avg/2 and max = 2·avg, as upstream configures the fastcdc crate, so
+the same bytes are cut at the same points as there (pyfastcdc is a port of that crate's
+v2020 module; tests/castore/test_chunking.py checks it against an independent reference).
 
 A cut point depends only on the bytes from the chunk start up to `max_size` after it, so a
 chunk is final as soon as `max_size` bytes beyond its start are buffered (or the stream ended).
-Cut points differ from upstream's fastcdc crate; chunks are still verified by their own digest,
-so this only affects dedup across implementations (see DESIGN.md).
+The cutting runs without the GIL, so other threads hash and store chunks meanwhile.
 """
 
 from __future__ import annotations
 
-from fastcdc import fastcdc as _fastcdc
+from pyfastcdc.cy import FastCDC  # the compiled one: never the slow pure-Python fallback
 
 DEFAULT_AVG_CHUNK_SIZE = 256 * 1024
-_MIN_AVG, _MAX_AVG = 512, 256 * 1024 * 1024  # fastcdc: max (2*avg) >= 1024, avg <= 256 MiB
+# The crate's limits (min in [64, 1 MiB], avg in [256, 4 MiB], max in [1 KiB, 16 MiB]) with
+# min = avg/2 and max = 2·avg.
+_MIN_AVG, _MAX_AVG = 512, 2 * 1024 * 1024
 
 # Input pieces, immutable for as long as the chunker or a chunk cut from them is alive.
 Piece = bytes | memoryview
@@ -47,6 +51,10 @@ class StreamChunker:
         self.avg_size = avg_size
         self.min_size = avg_size // 2
         self.max_size = avg_size * 2
+        # per instance: pyfastcdc does not promise that a FastCDC object is thread-safe
+        self._cdc = FastCDC(
+            avg_size, min_size=self.min_size, max_size=self.max_size, normalized_chunking=1
+        )
         self._pieces: list[Piece] = []
         self._buffered = 0
 
@@ -72,7 +80,7 @@ class StreamChunker:
         view = memoryview(buf).toreadonly()
         out: list[memoryview] = []
         consumed = 0
-        for chunk in _fastcdc(view, self.min_size, self.avg_size, self.max_size, fat=False):
+        for chunk in self._cdc.cut_buf(view):
             if not final and len(view) - chunk.offset < self.max_size:
                 break
             consumed = chunk.offset + chunk.length

@@ -59,8 +59,6 @@ from pytvix.castore.workers import run
 BATCH_CONCURRENCY = 16
 # Chunks this small are verified on the event loop (a worker hop costs more).
 INLINE_VERIFY = 16 << 10
-# fastcdc rejects a maximum chunk size (2 x average) below this
-MIN_MAX_CHUNK = 1024
 
 
 def _compress(chunk: bytes | memoryview) -> tuple[B3Digest, bytes]:
@@ -70,8 +68,7 @@ def _compress(chunk: bytes | memoryview) -> tuple[B3Digest, bytes]:
 
 class NatsBlobService(BlobService):
     def __init__(self, settings: NatsSettings, avg_chunk_size: int = DEFAULT_AVG_CHUNK_SIZE):
-        if StreamChunker(avg_chunk_size).max_size < MIN_MAX_CHUNK:  # validates the size too
-            raise ValueError(f"avg_chunk_size {avg_chunk_size} is below {MIN_MAX_CHUNK // 2}")
+        StreamChunker(avg_chunk_size)  # validates the size
         self.avg_chunk_size = avg_chunk_size
         self.conn = NatsConnection.acquire(settings.endpoint())
         large = LargeValues(self.conn, settings.bucket("large"), settings.replicas)
