@@ -17,7 +17,16 @@ import sys
 import time
 from pathlib import Path
 
-from bench.common import ROOT, RUNS, Report, Row, drop_caches, random_file, scratch_dir
+from bench.common import (
+    ROOT,
+    RUNS,
+    Report,
+    Row,
+    drop_caches,
+    random_file,
+    remove_at_exit,
+    scratch_dir,
+)
 
 DATA = Path("/var/tmp/pytvix-bench-data")
 GIB = 1 << 30
@@ -134,7 +143,7 @@ def main() -> None:
                         seq_warm.ours.append(count / timed_shell(command.format(mnt / paths[key])))
     finally:
         report.print()
-        shutil.rmtree(scratch, ignore_errors=True)
+        remove_at_exit(scratch)
 
 
 if __name__ == "__main__":

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
-import shutil
 import statistics
 import subprocess
 import sys
@@ -20,7 +19,7 @@ import time
 from pathlib import Path
 
 from bench import grpc_stream_floor
-from bench.common import ROOT, RUNS, Report, Row, scratch_dir
+from bench.common import ROOT, RUNS, Report, Row, remove_at_exit, scratch_dir
 from pytvix.castore.blobservice import BlobService
 from pytvix.castore.composition import BLOB_SERVICES, from_addr
 from pytvix.castore.digests import B3Digest
@@ -222,7 +221,7 @@ def main() -> None:
         for p in (proc, memory, floor_server):
             p.terminate()
             p.wait()
-        shutil.rmtree(scratch, ignore_errors=True)
+        remove_at_exit(scratch)
 
 
 if __name__ == "__main__":

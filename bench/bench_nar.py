@@ -16,7 +16,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from bench.common import ROOT, RUNS, Report, Row, random_file, run_cmd, scratch_dir
+from bench.common import ROOT, RUNS, Report, Row, random_file, remove_at_exit, run_cmd, scratch_dir
 
 DATA = Path("/var/tmp/pytvix-bench-data")
 STDLIB = Path(sys.base_prefix) / "lib" / f"python{sys.version_info.major}.{sys.version_info.minor}"
@@ -111,7 +111,7 @@ def bench_tree(report: Report, label: str, tree: Path, *, b3sum: bool = False) -
             # stores are deleted at the end only: ext4 makes creates right after deleting
             # thousands of files slow (see bench_store)
     finally:
-        shutil.rmtree(scratch, ignore_errors=True)
+        remove_at_exit(scratch)
 
 
 def main() -> None:

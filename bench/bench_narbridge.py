@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import shutil
 import signal
 import socket
 import statistics
@@ -20,7 +19,7 @@ import time
 import aiohttp
 
 from bench.bench_fuse import DATA, tvix
-from bench.common import ROOT, RUNS, Report, Row, scratch_dir
+from bench.common import ROOT, RUNS, Report, Row, remove_at_exit, scratch_dir
 
 NGINX_CONF = """
 user root;
@@ -149,7 +148,7 @@ def main() -> None:
         for proc in (bridge, nginx):
             proc.send_signal(signal.SIGTERM)
             proc.wait()
-        shutil.rmtree(scratch, ignore_errors=True)
+        remove_at_exit(scratch)
 
 
 if __name__ == "__main__":

@@ -12,12 +12,11 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import random
-import shutil
 import statistics
 import time
 from collections.abc import Awaitable, Callable
 
-from bench.common import RUNS, Report, Row, scratch_dir
+from bench.common import RUNS, Report, Row, remove_at_exit, scratch_dir
 from pytvix.castore.digests import B3Digest
 from pytvix.castore.directory import Directory
 from pytvix.castore.directoryservice import DirectoryService, put_closure
@@ -144,7 +143,7 @@ async def bench_postgres() -> None:
         await pg_store.close()
         await lmdb_store.close()
         await drop_database(url)
-        shutil.rmtree(scratch, ignore_errors=True)
+        remove_at_exit(scratch)
 
 
 def main() -> None:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import random
-import shutil
 import subprocess
 import sys
 import time
@@ -24,6 +23,7 @@ from bench.common import (
     Row,
     drop_caches,
     random_file,
+    remove_at_exit,
     run_cmd,
     scratch_dir,
     sync,
@@ -125,7 +125,7 @@ def bench_blob_write_read() -> None:
             drop_caches()
             r_cold.peer.append(mb / run_cmd(["cat", str(src)], stdout=subprocess.DEVNULL))
     report.print()
-    shutil.rmtree(scratch, ignore_errors=True)
+    remove_at_exit(scratch)
 
 
 async def bench_metadata_gets() -> None:
@@ -178,7 +178,7 @@ async def bench_metadata_gets() -> None:
             row.peer.append(n / (time.perf_counter() - start))
     await services.close()
     report.print()
-    shutil.rmtree(scratch, ignore_errors=True)
+    remove_at_exit(scratch)
 
 
 async def bench_dedup() -> None:
@@ -214,7 +214,7 @@ async def bench_dedup() -> None:
         f"logical file bytes {logical / 1e6:.1f} MB, stored blob bytes {stored / 1e6:.1f} MB, "
         f"dedup ratio {logical / stored:.2f}x (10 identical subtrees, 500 files stored 4 times)"
     )
-    shutil.rmtree(scratch, ignore_errors=True)
+    remove_at_exit(scratch)
 
 
 def _digest(text: str) -> B3Digest:

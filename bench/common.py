@@ -3,10 +3,12 @@ repeated timing with medians, and a results table with ratios against the peer."
 
 from __future__ import annotations
 
+import atexit
 import json
 import math
 import os
 import random
+import shutil
 import statistics
 import subprocess
 import sys
@@ -26,6 +28,14 @@ def scratch_dir(name: str) -> Path:
     base = Path(os.environ.get("BENCH_DIR", "/var/tmp"))
     base.mkdir(parents=True, exist_ok=True)
     return Path(tempfile.mkdtemp(prefix=f"pytvix-bench-{name}-", dir=base))
+
+
+def remove_at_exit(path: Path) -> None:
+    """Delete a scratch directory when the benchmark process ends, not now: on this VM's ext4,
+    creating files within a minute or more of deleting thousands is several times slower (perf
+    shows the inode allocator in `recently_deleted()`, skipping freshly freed inodes), so
+    deleting one benchmark's files would slow down the next benchmark's writes."""
+    atexit.register(shutil.rmtree, path, ignore_errors=True)
 
 
 def sync() -> None:
