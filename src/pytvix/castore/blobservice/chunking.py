@@ -1,7 +1,8 @@
 """Content-defined chunking of a byte stream: FastCDC 2020 with normalization level 1 and the
 default gear table, min = avg/2 and max = 2·avg, as upstream configures the fastcdc crate, so
-the same bytes are cut at the same points as there (pyfastcdc is a port of that crate's
-v2020 module; tests/castore/test_chunking.py checks it against an independent reference).
+the same bytes are cut at the same points as there. pyfastcdc ports the crate's v2020 module
+as it is today (upstream pins crate 3.1.0; no upstream binary was at hand to compare bytes);
+tests/castore/test_chunking.py checks it against an independent reference of the algorithm.
 
 A cut point depends only on the bytes from the chunk start up to `max_size` after it, so a
 chunk is final as soon as `max_size` bytes beyond its start are buffered (or the stream ended).
