@@ -539,3 +539,34 @@ def _expect_last(seq: int) -> dict[str, str]:
 def _removed(headers: dict[str, str] | None) -> bool:
     """Whether a message is a KV delete or purge marker."""
     return headers is not None and headers.get(KV_OPERATION) in KV_REMOVED
+
+
+class NatsKvService:
+    """Base of the services kept in one KV bucket (values too large for a message go to the
+    shared `large` object store): the connection's lifetime, where the data is (for messages)
+    and `describe()`. `COUNT_LABEL` names what the bucket counts."""
+
+    COUNT_LABEL = "entries"
+
+    def __init__(self, settings: NatsSettings, bucket: str) -> None:
+        self.conn = NatsConnection.acquire(settings.endpoint())
+        large = LargeValues(self.conn, settings.bucket("large"), settings.replicas)
+        self.kv = KvBucket(self.conn, settings.bucket(bucket), settings.replicas, large)
+        self._closed = False
+
+    def _where(self) -> str:
+        return f"{self.conn.endpoint.display} bucket {self.kv.name}"
+
+    async def describe(self) -> dict[str, str | int]:
+        count, stored = await self.kv.stats()
+        return {
+            "url": self.conn.endpoint.display,
+            "bucket": self.kv.name,
+            self.COUNT_LABEL: count,
+            "stored bytes": stored,
+        }
+
+    async def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            await self.conn.release()

@@ -27,9 +27,7 @@ from pytvix.castore.directoryservice import ClosureStore, DirectoryService
 from pytvix.castore.directoryservice.codec import DirectoryScrub, decode_verified
 from pytvix.castore.directoryservice.traverse import EncodedClosureWalk
 from pytvix.castore.nats_client import (
-    KvBucket,
-    LargeValues,
-    NatsConnection,
+    NatsKvService,
     NatsSettings,
     gather_limited,
 )
@@ -41,12 +39,11 @@ WRITE_CONCURRENCY = 64
 READ_WINDOW = 64
 
 
-class NatsDirectoryService(ClosureStore):
+class NatsDirectoryService(NatsKvService, ClosureStore):
+    COUNT_LABEL = "directories"
+
     def __init__(self, settings: NatsSettings) -> None:
-        self.conn = NatsConnection.acquire(settings.endpoint())
-        large = LargeValues(self.conn, settings.bucket("large"), settings.replicas)
-        self.kv = KvBucket(self.conn, settings.bucket("directories"), settings.replicas, large)
-        self._closed = False
+        super().__init__(settings, "directories")
 
     async def get(self, digest: B3Digest) -> Directory | None:
         data = await self.kv.get(digest.hex())
@@ -97,9 +94,6 @@ class NatsDirectoryService(ClosureStore):
             for _, task in window:
                 task.cancel()
 
-    def _where(self) -> str:
-        return f"{self.conn.endpoint.display} bucket {self.kv.name}"
-
     # --- maintenance -----------------------------------------------------------------------
 
     async def scrub(self, report: ScrubReport, progress: Progress) -> None:
@@ -109,20 +103,6 @@ class NatsDirectoryService(ClosureStore):
         async for key, value in self.kv.items():
             scrub.check(key, value)
         scrub.finish()
-
-    async def describe(self) -> dict[str, str | int]:
-        count, stored = await self.kv.stats()
-        return {
-            "url": self.conn.endpoint.display,
-            "bucket": self.kv.name,
-            "directories": count,
-            "stored bytes": stored,
-        }
-
-    async def close(self) -> None:
-        if not self._closed:
-            self._closed = True
-            await self.conn.release()
 
 
 def _consume_exception(task: asyncio.Task[bytes | None]) -> None:

@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from pytvix.castore.composition import Composition, ServiceConfig
-from pytvix.castore.nats_client import KvBucket, LargeValues, NatsConnection, NatsSettings
+from pytvix.castore.nats_client import NatsKvService, NatsSettings
 from pytvix.castore.scrub import Progress, ScrubReport
 from pytvix.store.path_info import PathInfo
 from pytvix.store.pathinfoservice import PathInfoService
@@ -23,12 +23,11 @@ from pytvix.store.proto import path_info_to_proto
 DIGEST_LEN = 20
 
 
-class NatsPathInfoService(PathInfoService):
+class NatsPathInfoService(NatsKvService, PathInfoService):
+    COUNT_LABEL = "path infos"
+
     def __init__(self, settings: NatsSettings) -> None:
-        self.conn = NatsConnection.acquire(settings.endpoint())
-        large = LargeValues(self.conn, settings.bucket("large"), settings.replicas)
-        self.kv = KvBucket(self.conn, settings.bucket("pathinfo"), settings.replicas, large)
-        self._closed = False
+        super().__init__(settings, "pathinfo")
 
     async def get(self, digest: bytes) -> PathInfo | None:
         if len(digest) != DIGEST_LEN:
@@ -52,23 +51,6 @@ class NatsPathInfoService(PathInfoService):
         where = self._where()
         async for key, data in self.kv.items():
             scrub_stored(key, data, where, report, progress)
-
-    def _where(self) -> str:
-        return f"{self.conn.endpoint.display} bucket {self.kv.name}"
-
-    async def describe(self) -> dict[str, str | int]:
-        count, stored = await self.kv.stats()
-        return {
-            "url": self.conn.endpoint.display,
-            "bucket": self.kv.name,
-            "path infos": count,
-            "stored bytes": stored,
-        }
-
-    async def close(self) -> None:
-        if not self._closed:
-            self._closed = True
-            await self.conn.release()
 
 
 @dataclass(frozen=True)
