@@ -12,7 +12,6 @@ page-faults`, 56k -> 33k) at the price of holding on to that much freed memory.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 
 MMAP_THRESHOLD = 32 << 20
 TRIM_THRESHOLD = 256 << 20
@@ -23,8 +22,8 @@ _M_MMAP_THRESHOLD = -3
 def tune_allocator() -> bool:
     """Apply the settings; False where malloc is not glibc's (nothing changed)."""
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        mallopt = libc.mallopt
+        # the process's own symbols (libc among them); find_library("c") would run ldconfig
+        mallopt = ctypes.CDLL(None).mallopt
     except (OSError, AttributeError):
         return False
     mallopt.argtypes = [ctypes.c_int, ctypes.c_int]

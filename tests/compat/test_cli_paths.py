@@ -233,3 +233,22 @@ def test_copy_closure_from_nix_store(tmp_path: Path, tree: Path) -> None:
     tampered = run(tmp_path / "home2", "copy", str(attrs))
     assert tampered.returncode == 1
     assert b"differ from the closure file" in tampered.stderr
+
+
+def test_path_commands_do_not_load_the_server_stacks(tmp_path: Path) -> None:
+    """`dump`, `cat`, `import` ... start without aiohttp, pyfuse3/trio or the gRPC servicers
+    (about 0.4 s of imports): only `daemon`, `mount` and `nar-bridge` load them."""
+    code = (
+        "import sys, pytvix.cli.store\n"
+        "heavy = ('aiohttp', 'pyfuse3', 'trio', 'pytvix.castore.fs.filesystem',"
+        " 'pytvix.narbridge.app', 'pytvix.store.grpc_daemon')\n"
+        "print(' '.join(m for m in heavy if m in sys.modules))\n"
+    )
+    loaded = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    assert loaded.stdout.split() == []
+    # and the commands that need them still find them
+    help_ = run(tmp_path, "daemon", "--help")
+    assert help_.returncode == 0
+    assert b"--nar-bridge-listen" in help_.stdout

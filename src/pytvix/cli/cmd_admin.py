@@ -1,4 +1,9 @@
-"""`info`, `verify` and the long-running services (`daemon`, `mount`)."""
+"""`info`, `verify` and the long-running services (`daemon`, `mount`).
+
+The subsystems behind `daemon` and `mount` (the gRPC server, aiohttp, pyfuse3 and trio) are
+imported by those commands only: they take about 0.4 s to load, which every other command
+(`dump`, `cat`, `import` ...) would otherwise pay at start.
+"""
 
 from __future__ import annotations
 
@@ -8,8 +13,6 @@ from typing import Any
 
 import click
 
-from pytvix.castore.fs.filesystem import CastoreFs
-from pytvix.castore.fs.mount import run_mount
 from pytvix.castore.scrub import Describable, ScrubReport
 from pytvix.cli.app import cli
 from pytvix.cli.common import (
@@ -20,11 +23,8 @@ from pytvix.cli.common import (
 )
 from pytvix.cli.narbridge import bridge_config, bridge_options
 from pytvix.cli.progress import human_bytes, progress_display
-from pytvix.narbridge.server import start_bridge
 from pytvix.store.composition import StoreServices
 from pytvix.store.defaults import store_home
-from pytvix.store.fs import StorePathRoots
-from pytvix.store.grpc_daemon import serve_until_signalled
 from pytvix.store.listen import ListenAddressError
 from pytvix.store.verify import verify_store
 
@@ -62,6 +62,9 @@ def daemon(
     binary cache from the same process. Stops gracefully on SIGINT or SIGTERM: no new calls
     are accepted, in-flight calls finish, a unix socket file is removed.
     """
+    from pytvix.narbridge.server import start_bridge  # noqa: PLC0415 (see module docstring)
+    from pytvix.store.grpc_daemon import serve_until_signalled  # noqa: PLC0415
+
     config = bridge_config(options)
     addrs = ServiceAddrs.from_options(options)
 
@@ -114,6 +117,10 @@ def mount(
     The root contains store paths (/nix/store basenames), found by lookup; listing it needs
     --list-root. Runs in the foreground until SIGINT/SIGTERM or `fusermount3 -u MOUNTPOINT`.
     """
+    from pytvix.castore.fs.filesystem import CastoreFs  # noqa: PLC0415 (see module docstring)
+    from pytvix.castore.fs.mount import run_mount  # noqa: PLC0415
+    from pytvix.store.fs import StorePathRoots  # noqa: PLC0415
+
     addrs = ServiceAddrs.from_options(options)
 
     async def main(services: StoreServices) -> None:

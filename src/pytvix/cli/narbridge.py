@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import signal
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
@@ -20,10 +20,11 @@ from pytvix.cli.common import (
     setup_logging,
     with_store,
 )
-from pytvix.narbridge.app import BridgeConfig
-from pytvix.narbridge.server import load_config, start_bridge
 from pytvix.store.composition import StoreServices
 from pytvix.store.listen import ListenAddressError
+
+if TYPE_CHECKING:
+    from pytvix.narbridge.app import BridgeConfig
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -67,6 +68,10 @@ def bridge_options(f: F) -> F:
 
 
 def bridge_config(options: dict[str, Any]) -> BridgeConfig:
+    """The bridge's configuration from its options (imports aiohttp: `tvix-store daemon`
+    shares these options, and its other commands should not load the HTTP stack)."""
+    from pytvix.narbridge.server import load_config  # noqa: PLC0415
+
     try:
         return load_config(
             priority=options.pop("priority"),
@@ -109,6 +114,8 @@ def cli(log_level: str, otlp: bool, listen_address: str, **options: Any) -> None
     setup_logging(log_level)
     config = bridge_config(options)
     addrs = ServiceAddrs.from_options(options)
+
+    from pytvix.narbridge.server import start_bridge  # noqa: PLC0415 (see bridge_config)
 
     async def main(services: StoreServices) -> None:
         try:
