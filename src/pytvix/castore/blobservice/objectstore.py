@@ -46,7 +46,7 @@ from pytvix.castore.digests import EMPTY_BLOB_DIGEST, B3Digest
 from pytvix.castore.errors import StorageError
 from pytvix.castore.objectstore import ObjectStore
 from pytvix.castore.scrub import Progress, ScrubReport
-from pytvix.castore.workers import run, run_on
+from pytvix.castore.workers import cpu_pool, run, run_on
 
 # Chunks a sequential reader keeps in flight beyond its read on remote stores, where each
 # fetch is a request with milliseconds of latency (local stores: DEFAULT_READAHEAD).
@@ -64,6 +64,10 @@ class ObjectStoreBlobService(BlobService):
         # local chunks cost ~0.5 ms each to store: a few per worker job save hand-offs;
         # remote ones wait on the network, and go one per job (in parallel)
         self.chunks_per_job = 1 if store.remote else LOCAL_CHUNKS_PER_JOB
+        # writing batches of small blobs: locally CPU and syscall work (no more jobs than
+        # cores), remotely waiting on the network (as many as requests should be in flight).
+        # (Reading batches stay on pool(): from a cold page cache they wait on the disk.)
+        self._batch_executor = store.executor if store.remote else cpu_pool()
         StreamChunker(avg_chunk_size)  # validate the size early
         self._inflight: dict[B3Digest, Future[None]] = {}
         self._dedup = DedupRate()
@@ -226,7 +230,7 @@ class ObjectStoreBlobService(BlobService):
             self.commit_indexes([(digest, chunks) for digest, chunks, _ in stored])
             return [(digest, new) for digest, _, new in stored]
 
-        return await run(store_all)
+        return await run_on(self._batch_executor, store_all)
 
     # --- maintenance -----------------------------------------------------------------------
 

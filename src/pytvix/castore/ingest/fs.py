@@ -30,7 +30,7 @@ from pytvix.castore.ingest.tree import (
 from pytvix.castore.ingest.walk import DirStart, Event, File, IngestError, Symlink, walk
 from pytvix.castore.nodes import FileNode, Node, SymlinkNode
 from pytvix.castore.scrub import Progress, no_progress
-from pytvix.castore.workers import pool, run
+from pytvix.castore.workers import cpu_pool, pool, run, run_on
 
 SMALL_FILE = 1 << 20
 PIECE = 4 << 20
@@ -153,7 +153,7 @@ class _Ingest:
 
     async def _upload_batch(self, batch: list[_Small]) -> None:
         try:
-            datas = await run(_read_many, [item.event for item in batch])
+            datas = await run_on(cpu_pool(), _read_many, [item.event for item in batch])
             for item, data in zip(batch, datas, strict=True):
                 if item.contents is not None:
                     item.contents.set_result(data)
