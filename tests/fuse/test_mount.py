@@ -10,12 +10,14 @@ import signal
 import stat
 import subprocess
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from pytvix.castore.digests import B3Digest
+from pytvix.castore.fs.mount import READAHEAD_KB, _mount_device
 from pytvix.testing.trees import make_tree
 from tests.fuse.conftest import mounted, tvix_store
 from tests.grpc.daemon import daemon, grpc_flags
@@ -130,6 +132,27 @@ def test_random_offset_reads(mount: tuple[Path, dict[str, Path]]) -> None:
             size = rng.choice([1, 100, 4096, 70_000, 1 << 20])
             f.seek(offset)
             assert f.read(size) == expected[offset : offset + size]
+
+
+def test_sequential_reads_get_a_large_readahead(mount: tuple[Path, dict[str, Path]]) -> None:
+    """The kernel's 128 KiB default for FUSE is raised (READAHEAD_KB), after the INIT
+    handshake that would reset it."""
+    mnt, _ = mount
+    device = os.stat(mnt).st_dev
+    bdi = Path(f"/sys/class/bdi/{os.major(device)}:{os.minor(device)}/read_ahead_kb")
+    deadline = time.monotonic() + 10
+    while int(bdi.read_text()) != READAHEAD_KB and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert int(bdi.read_text()) == READAHEAD_KB
+
+
+def test_mount_device_is_found_for_escaped_paths(tmp_path: Path) -> None:
+    """/proc/self/mountinfo escapes spaces and backslashes in mount points as octal."""
+    mountpoint = tmp_path / "a b\\c"
+    with mounted(tmp_path / "home", mountpoint):
+        device = os.stat(mountpoint).st_dev
+        found = _mount_device(os.path.realpath(mountpoint))
+    assert found == f"{os.major(device)}:{os.minor(device)}"
 
 
 def test_writes_fail_with_erofs(mount: tuple[Path, dict[str, Path]]) -> None:
