@@ -24,6 +24,7 @@ from pytvix.castore.digests import B3Digest
 from pytvix.castore.errors import StorageError
 from pytvix.castore.objectstore import ObjectStore
 from pytvix.castore.scrub import ScrubReport, no_progress
+from tests.castore.test_objectstore_local import cached_pages, evict
 from tests.chunked_reads import read_in_middle_chunk
 
 
@@ -120,6 +121,19 @@ async def test_corrupt_chunk_is_an_error_never_data(tmp_path: Path, data: bytes)
     (tmp_path / chunk_key(small)).write_bytes(zstandard.ZstdCompressor().compress(b"y" * 1000))
     with pytest.raises(StorageError, match="corrupt"):
         await service.open_read(small)
+
+
+async def test_small_blobs_read_the_same_cached_or_from_disk(tmp_path: Path) -> None:
+    """Cached small chunks are read on the event loop, others in a worker thread."""
+    service = await from_addr(BLOB_SERVICES, f"objectstore+file://{tmp_path}")
+    data = os.urandom(30_000)
+    digest = await put_blob(service, data)
+    chunk = tmp_path / chunk_key(digest)
+    evict(chunk)
+    assert cached_pages(chunk) == 0
+    assert await read_blob(service, digest) == data  # from disk, in a worker
+    assert cached_pages(chunk) > 0
+    assert await read_blob(service, digest) == data  # from the page cache, inline
 
 
 async def test_seek_fetches_only_needed_chunks(tmp_path: Path, data: bytes) -> None:

@@ -169,3 +169,32 @@ def cached_pages(path: Path) -> int:
         finally:
             del address
         return sum(v & 1 for v in vec)
+
+
+def evict(path: Path) -> None:
+    """Drop the file's pages from the page cache."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+    finally:
+        os.close(fd)
+
+
+def test_cached_reads_never_wait_on_the_disk(tmp_path: Path) -> None:
+    store = ObjectStore(f"file://{tmp_path}")
+    data = os.urandom(20_000)
+    store.put("small", data)
+    store.get("small")  # now in the page cache
+    assert store.get_cached("small", 1 << 20) == data
+    assert store.get_cached("absent", 1 << 20) is None
+    with pytest.raises(BlockingIOError):
+        store.get_cached("small", len(data) - 1)  # larger than asked for
+    evict(tmp_path / "small")
+    assert cached_pages(tmp_path / "small") == 0
+    with pytest.raises(BlockingIOError):
+        store.get_cached("small", 1 << 20)  # would wait on the disk
+    assert store.get("small") == data
+    assert store.get_cached("small", 1 << 20) == data  # cached again by the read
+    with pytest.raises(BlockingIOError):
+        ObjectStore("memory:///").get_cached("small", 1 << 20)  # not a local store

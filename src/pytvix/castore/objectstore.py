@@ -18,6 +18,7 @@ error. S3 payloads are unsigned by default (DEFAULT_S3).
 
 from __future__ import annotations
 
+import errno
 import itertools
 import re
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
@@ -131,6 +132,19 @@ class ObjectStore:
         except (NotFoundError, FileNotFoundError):
             return None
         except (BaseError, OSError) as e:
+            raise self._error("get", key, e) from e
+
+    def get_cached(self, key: str, max_size: int) -> Buffer | None:
+        """get() without waiting: local objects of at most `max_size` bytes that are in the
+        page cache (None if absent). Raises BlockingIOError otherwise (always for remote
+        stores): then get() them in a worker thread."""
+        if self.local is None:
+            raise BlockingIOError(errno.EAGAIN, "remote object")
+        try:
+            return self.local.read_cached(key, max_size)
+        except BlockingIOError:
+            raise
+        except OSError as e:
             raise self._error("get", key, e) from e
 
     def put(self, key: str, data: Buffer | Parts) -> None:
