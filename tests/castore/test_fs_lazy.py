@@ -22,20 +22,7 @@ from pytvix.nixcompat.store_path import build_source_path
 from pytvix.store.fs import StorePathRoots
 from pytvix.store.path_info import PathInfo
 from pytvix.store.pathinfoservice.memory import MemoryPathInfoService
-
-
-class CountingStore(ObjectStore):
-    def __init__(self, url: str) -> None:
-        super().__init__(url)
-        self.gets: list[str] = []
-
-    def get(self, key: str):  # type: ignore[no-untyped-def]
-        self.gets.append(key)
-        return super().get(key)
-
-    async def aget(self, key: str):  # type: ignore[no-untyped-def]
-        self.gets.append(key)
-        return await super().aget(key)
+from tests.counting_store import CountingStore
 
 
 class CountingDirectories(MemoryDirectoryService):

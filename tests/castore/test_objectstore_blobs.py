@@ -22,50 +22,10 @@ from pytvix.castore.blobservice.objectstore_layout import (
 from pytvix.castore.composition import BLOB_SERVICES, ConfigError, from_addr
 from pytvix.castore.digests import B3Digest
 from pytvix.castore.errors import StorageError
-from pytvix.castore.objectstore import ObjectStore
 from pytvix.castore.scrub import ScrubReport, no_progress
 from tests.castore.test_objectstore_local import cached_pages, evict
 from tests.chunked_reads import read_in_middle_chunk
-
-
-class CountingStore(ObjectStore):
-    """An ObjectStore that counts operations by kind."""
-
-    def __init__(self, url: str) -> None:
-        super().__init__(url)
-        self.gets: list[str] = []
-        self.puts: list[str] = []
-        self.exists_checks: list[str] = []
-        self.creates: list[str] = []
-
-    def exists(self, key: str) -> bool:
-        self.exists_checks.append(key)
-        return super().exists(key)
-
-    def create(self, key: str, data):  # type: ignore[no-untyped-def]
-        self.creates.append(key)
-        return super().create(key, data)
-
-    def get(self, key: str):  # type: ignore[no-untyped-def]
-        self.gets.append(key)
-        return super().get(key)
-
-    def get_cached(self, key: str, max_size: int):  # type: ignore[no-untyped-def]
-        data = super().get_cached(key, max_size)  # a BlockingIOError is followed by a get()
-        self.gets.append(key)
-        return data
-
-    async def aget(self, key: str):  # type: ignore[no-untyped-def]
-        self.gets.append(key)
-        return await super().aget(key)
-
-    def put(self, key: str, data):  # type: ignore[no-untyped-def]
-        self.puts.append(key)
-        super().put(key, data)
-
-    async def aput(self, key: str, data):  # type: ignore[no-untyped-def]
-        self.puts.append(key)
-        await super().aput(key, data)
+from tests.counting_store import CountingStore
 
 
 @pytest.fixture
