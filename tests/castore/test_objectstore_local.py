@@ -198,3 +198,24 @@ def test_cached_reads_never_wait_on_the_disk(tmp_path: Path) -> None:
     assert store.get_cached("small", 1 << 20) == data  # cached again by the read
     with pytest.raises(BlockingIOError):
         ObjectStore("memory:///").get_cached("small", 1 << 20)  # not a local store
+
+
+def test_file_systems_without_nowait_reads_fall_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls = []
+
+    def refusing_preadv(fd: int, buffers: object, offset: int, flags: int = 0) -> int:
+        calls.append(flags)
+        raise OSError(errno.EOPNOTSUPP, "Operation not supported")
+
+    store = ObjectStore(f"file://{tmp_path}")
+    assert store.local is not None
+    store.put("small", b"data")
+    monkeypatch.setattr(local_files.os, "preadv", refusing_preadv)
+    for _ in range(2):
+        with pytest.raises(BlockingIOError):
+            store.get_cached("small", 1 << 20)
+    assert len(calls) == 1  # asked once, then remembered
+    assert store.local.nowait is False
+    assert store.get("small") == b"data"

@@ -58,6 +58,7 @@ class LocalFiles:
     def __init__(self, root: str) -> None:
         self.root = root
         self.direct = True  # until the file system refuses O_DIRECT
+        self.nowait = hasattr(os, "RWF_NOWAIT")  # until the file system refuses RWF_NOWAIT
         self._group_sync = GroupCommit(self._syncfs)
 
     def exists(self, key: str) -> bool:
@@ -77,11 +78,14 @@ class LocalFiles:
             os.close(fd)
         return parts[0] if len(parts) == 1 else b"".join(parts)
 
-    def read_cached(self, key: str, max_size: int) -> bytes | None:
+    def read_cached(self, key: str, max_size: int) -> bytearray | None:
         """The object's bytes if they are all in the page cache and at most `max_size`, read
         without waiting on the disk (preadv2 RWF_NOWAIT); None if there is no such file.
-        Raises BlockingIOError where the read would wait or the object is larger: the
-        caller then reads it with read(), in a worker thread."""
+        Raises BlockingIOError where the read would wait, the object is larger, or the file
+        system cannot read without waiting (remembered): the caller then uses read(), in a
+        worker thread."""
+        if not self.nowait:
+            raise BlockingIOError(errno.EAGAIN, "no non-blocking reads here")
         try:
             fd = os.open(f"{self.root}/{key}", _READ_FLAGS)
         except FileNotFoundError:
@@ -91,12 +95,19 @@ class LocalFiles:
             if size > max_size:
                 raise BlockingIOError(errno.EAGAIN, "larger than an inline read")
             buf = bytearray(size + 1)  # one byte more: a file that grew is noticed
-            n = os.preadv(fd, [buf], 0, os.RWF_NOWAIT)
+            try:
+                n = os.preadv(fd, [buf], 0, os.RWF_NOWAIT)
+            except OSError as e:
+                if e.errno not in (errno.EOPNOTSUPP, errno.EINVAL):
+                    raise
+                self.nowait = False
+                raise BlockingIOError(errno.EAGAIN, "no non-blocking reads here") from e
             if n != size:
                 raise BlockingIOError(errno.EAGAIN, "partly cached, or changed")
         finally:
             os.close(fd)
-        return bytes(buf[:n])
+        del buf[n:]  # in place, no copy
+        return buf
 
     def write(self, key: str, parts: Parts) -> None:
         """Atomically create or replace the object with the concatenated parts."""
