@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import ctypes.util
 import errno
 import fcntl
 import itertools
@@ -260,7 +259,8 @@ _libc_handle: Any = None
 def _libc() -> Any:
     global _libc_handle
     if _libc_handle is None:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        # the process's own symbols, libc's among them (find_library would run ldconfig)
+        libc = ctypes.CDLL(None, use_errno=True)
         libc.sync_file_range.argtypes = [
             ctypes.c_int,
             ctypes.c_int64,

@@ -49,7 +49,7 @@ from pytvix.castore.scrub import Progress, ScrubReport
 from pytvix.castore.workers import cpu_pool, run, run_on
 
 # Stored chunks up to this size (the default chunker's largest chunk, 512 KiB, plus zstd
-# framing) are read on the event loop when the page cache holds them (read_cached_chunk):
+# framing) are read on the event loop when the page cache holds them (_load_chunk):
 # reading, hashing and unframing one takes about 100-200 µs, less than the hand-off to and
 # from a worker thread costs in wake-ups. With the store cached, a 1 GiB blob read in
 # process went from 2.0-2.2 to 2.8-3.1 GB/s, a sequential FUSE read from 0.39-0.60 to
@@ -102,10 +102,7 @@ class ObjectStoreBlobService(BlobService):
             return BytesBlobReader(b"")
         # A chunk under the blob's own digest is the whole blob (single-chunk blobs, or a
         # chunk read by its digest); only otherwise is the index needed (as upstream).
-        try:
-            data = self.read_cached_chunk(digest, None)
-        except BlockingIOError:
-            data = await run(self.read_chunk, digest, None)
+        data = await self._load_chunk(digest, None)
         if data is not None:
             return BytesBlobReader(data)
         index = await self.store.aget(blob_key(digest))
@@ -143,20 +140,20 @@ class ObjectStoreBlobService(BlobService):
         return await run(lambda: [self.read_whole_blob(d, limit) for d in digests])
 
     async def _fetch_chunk(self, chunk: ChunkMeta) -> bytes:
-        try:
-            data = self.read_cached_chunk(chunk.digest, chunk.size)
-        except BlockingIOError:
-            data = await run_on(self.store.executor, self.read_chunk, chunk.digest, chunk.size)
+        data = await self._load_chunk(chunk.digest, chunk.size)
         if data is None:
             raise StorageError(f"chunk {chunk.digest} is missing from {self.store.url}")
         return data
 
-    def read_cached_chunk(self, digest: B3Digest, expected_size: int | None) -> bytes | None:
-        """read_chunk() on the event loop, for local chunks in the page cache: a worker thread
-        hand-off costs more than the read (`perf` of a FUSE mount serving `cat` and
-        sequential reads: a third of its CPU time in thread switches). Raises
-        BlockingIOError where read_chunk() must run in a worker thread instead."""
-        compressed = self.store.get_cached(chunk_key(digest), INLINE_READ_MAX)
+    async def _load_chunk(self, digest: B3Digest, expected_size: int | None) -> bytes | None:
+        """read_chunk(): on the event loop for local chunks in the page cache, where a worker
+        thread hand-off costs more than the read (`perf` of a FUSE mount serving `cat` and
+        sequential reads: a third of its CPU time in thread switches); else on the store's
+        pool."""
+        try:
+            compressed = self.store.get_cached(chunk_key(digest), INLINE_READ_MAX)
+        except BlockingIOError:
+            return await run_on(self.store.executor, self.read_chunk, digest, expected_size)
         return self._decode(digest, compressed, expected_size)
 
     def read_chunk(self, digest: B3Digest, expected_size: int | None) -> bytes | None:
