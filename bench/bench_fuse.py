@@ -1,13 +1,17 @@
 """FUSE benchmarks (issue: FUSE mount). Each run mounts afresh (no warm in-process caches)
-and drops the page cache first; the peer is the same operation on the original files.
+and drops the page cache first. Two peers run the same operations: the original files, and a
+C FUSE file system (`squashfuse_ll`, libfuse's low-level API) serving an uncompressed squashfs
+image of the same trees, which shows what the FUSE round trips alone cost on this machine.
 
 - sequential read of a 1 GiB file (dd bs=1M)
 - cat of 20k small files (one `cat` per 1000 files, via xargs)
 - find and ls -lR over a 100k-entry tree
+- one FUSE round trip: getxattr of a name the file system answers with ENODATA
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import random
 import shutil
@@ -82,6 +86,35 @@ class Mount:
         self.proc.wait()
 
 
+class SquashMount(Mount):
+    """`squashfuse_ll` serving an uncompressed squashfs image of `tree` (built once)."""
+
+    def __init__(self, tree: Path, mountpoint: Path) -> None:
+        image = DATA / f"{tree.name}.sqfs"
+        if not image.exists():
+            uncompressed = ("-noI", "-noD", "-noF", "-noX")
+            quiet = ("-no-progress", "-quiet", "-noappend")
+            subprocess.run(["mksquashfs", tree, f"{image}.tmp", *uncompressed, *quiet], check=True)
+            os.rename(f"{image}.tmp", image)
+        mountpoint.mkdir(parents=True, exist_ok=True)
+        self.mountpoint = mountpoint
+        self.proc = subprocess.Popen(["squashfuse_ll", "-f", str(image), str(mountpoint)])
+        while not os.path.ismount(mountpoint):
+            time.sleep(0.05)
+
+
+def getxattr_round_trip(path: Path, calls: int = 20_000) -> float:
+    """Mean µs of a getxattr the file system answers with ENODATA (never cached by FUSE)."""
+    start = time.perf_counter()
+    for _ in range(calls):
+        try:
+            os.getxattr(path, "security.selinux")
+        except OSError as e:
+            if e.errno != errno.ENODATA:
+                raise
+    return (time.perf_counter() - start) / calls * 1e6
+
+
 def timed_shell(command: str) -> float:
     start = time.perf_counter()
     subprocess.run(command, shell=True, check=True, stdout=subprocess.DEVNULL)
@@ -130,6 +163,14 @@ def main() -> None:
     lslr_plain = report.add(
         Row("ls -lR, 100k entries, --no-show-xattr", unit="/s", higher_is_better=True)
     )
+    c_fuse = Report("FUSE mount against a C FUSE file system", "squashfuse_ll")
+    trip = c_fuse.add(Row("one FUSE round trip (getxattr -> ENODATA)", unit="us"))
+    c_rows = {  # by name: rows are dataclasses (unhashable)
+        row.name: c_fuse.add(
+            Row(row.name, ours=row.ours, unit=row.unit, higher_is_better=True, target=row.target)
+        )
+        for row in (seq, cat, find, lslr)
+    }
     entries = sum(len(files) + len(dirs) for _, dirs, files in os.walk(many))
     try:
         for _ in range(RUNS):
@@ -145,11 +186,20 @@ def main() -> None:
                 with Mount(home, scratch / "mnt", *flags) as mnt:
                     drop_caches()
                     row.ours.append(count / timed_shell(command.format(mnt / paths[key])))
+                    if row is lslr:
+                        trip.ours.append(getxattr_round_trip(mnt / paths[key] / "dir0000"))
+                if row.name in c_rows:
+                    with SquashMount(tree, scratch / "sqmnt") as mnt:
+                        drop_caches()
+                        c_rows[row.name].peer.append(count / timed_shell(command.format(mnt)))
+                        if row is lslr:
+                            trip.peer.append(getxattr_round_trip(mnt / "dir0000"))
                 if row is seq:  # a fresh mount, the store's chunk files still in the page cache
                     with Mount(home, scratch / "mnt") as mnt:
                         seq_warm.ours.append(count / timed_shell(command.format(mnt / paths[key])))
     finally:
         report.print()
+        c_fuse.print()
         remove_at_exit(scratch)
 
 

@@ -3,7 +3,9 @@ embedded store on a unix socket; the peer is the same backend used in process.
 
 - blob put and read of 512 MiB through gRPC vs the in-process object store blob service
 - recursive get of a 10k-directory closure (dirs/s) vs the same messages streamed by a bare
-  grpc.aio server to a bare client (bench/grpc_stream_floor.py): the transport's own rate
+  grpc.aio server to a bare client (bench/grpc_stream_floor.py): the transport's own rate;
+  and vs grpc's thread-pool server, the fastest grpcio stack here; plus the client's own
+  cost of decoding and verifying a received directory (µs, in process)
 - PathInfo get from one client process: requests/s, p50 and p99 latency
 """
 
@@ -25,7 +27,9 @@ from pytvix.castore.composition import BLOB_SERVICES, from_addr
 from pytvix.castore.digests import B3Digest
 from pytvix.castore.directory import Directory
 from pytvix.castore.directoryservice import put_closure
+from pytvix.castore.directoryservice.graph import RootToLeavesValidator
 from pytvix.castore.nodes import FileNode
+from pytvix.castore.proto import decode_expected_directory
 from pytvix.nixcompat.store_path import StorePath
 from pytvix.store.composition import open_store_from_urls
 from pytvix.store.path_info import PathInfo
@@ -110,12 +114,15 @@ def closure_10k() -> list[Directory]:
     return [*leaves, *mids, root]
 
 
-def start_floor(scratch: Path, closure: list[Directory]) -> tuple[Path, subprocess.Popen[bytes]]:
-    """The bare streaming server of grpc_stream_floor, serving the closure's messages."""
-    messages, sock = scratch / "floor.msgs", scratch / "floor.sock"
+def start_floor(
+    scratch: Path, closure: list[Directory], mode: str = "serve"
+) -> tuple[Path, subprocess.Popen[bytes]]:
+    """The bare streaming server of grpc_stream_floor (`mode` serve or serve-sync), serving
+    the closure's messages."""
+    messages, sock = scratch / f"floor-{mode}.msgs", scratch / f"floor-{mode}.sock"
     grpc_stream_floor.write_messages(messages, [d.encode() for d in closure])
     proc = subprocess.Popen(
-        [sys.executable, "-m", "bench.grpc_stream_floor", "serve", str(sock), str(messages)],
+        [sys.executable, "-m", "bench.grpc_stream_floor", mode, str(sock), str(messages)],
         cwd=ROOT,
     )
     while not sock.exists():
@@ -123,7 +130,23 @@ def start_floor(scratch: Path, closure: list[Directory]) -> tuple[Path, subproce
     return sock, proc
 
 
-async def bench_metadata(report: Report, sock: Path, closure: list[Directory], floor: Path) -> None:
+def verify_cost(closure: list[Directory]) -> float:
+    """µs per directory that the gRPC client spends decoding and verifying a recursive get
+    (digest, expected by an earlier directory, graph checks), root first as servers send."""
+    messages = [d.encode() for d in reversed(closure)]
+    start = time.perf_counter()
+    validator = RootToLeavesValidator(closure[-1].digest())
+    for message in messages:
+        _, directory = decode_expected_directory(message, validator.expects)
+        assert directory is not None
+        validator.add(directory)
+    validator.finalize()
+    return (time.perf_counter() - start) / len(messages) * 1e6
+
+
+async def bench_metadata(
+    report: Report, stacks: Report, sock: Path, closure: list[Directory], floors: list[Path]
+) -> None:
     url = f"grpc+unix://{sock}"
     services = await open_store_from_urls(url, url, url)
     root = closure[-1]
@@ -136,6 +159,10 @@ async def bench_metadata(report: Report, sock: Path, closure: list[Directory], f
             target=">= 20k/s",
         )
     )
+    rec_sync = stacks.add(
+        Row(rec.name, ours=rec.ours, unit="/s", higher_is_better=True, target=rec.target)
+    )
+    verify = stacks.add(Row("client decode + verify per directory, in process", unit="us"))
     infos = []
     for i in range(1000):
         sp = StorePath(hashlib.sha256(str(i).encode()).digest()[:20], f"p{i}")
@@ -148,9 +175,11 @@ async def bench_metadata(report: Report, sock: Path, closure: list[Directory], f
         start = time.perf_counter()
         count = sum([1 async for _ in services.directory.get_recursive(root.digest())])
         rec.ours.append(count / (time.perf_counter() - start))
-        received, seconds = await grpc_stream_floor.count(str(floor))
-        assert received == len(closure)
-        rec.peer.append(received / seconds)
+        for row, floor in zip((rec, rec_sync), floors, strict=True):
+            received, seconds = await grpc_stream_floor.count(str(floor))
+            assert received == len(closure)
+            row.peer.append(received / seconds)
+        verify.ours.append(verify_cost(closure))
         # sequential gets measure latency; 8 in flight measure one client's throughput
         for info in infos[:500]:
             t = time.perf_counter()
@@ -207,6 +236,7 @@ def main() -> None:
     memory = start_daemon(scratch / "home-memory", memory_sock, "--blob-service-addr", "memory://")
     closure = closure_10k()
     floor, floor_server = start_floor(scratch, closure)
+    sync_floor, sync_floor_server = start_floor(scratch, closure, "serve-sync")
     try:
         report = Report("gRPC over a unix socket", "in-process object store")
         asyncio.run(bench_blobs(report, scratch, sock))
@@ -214,11 +244,16 @@ def main() -> None:
         metadata = Report(
             "gRPC metadata over a unix socket", "bare grpc.aio stream of the same messages"
         )
-        asyncio.run(bench_metadata(metadata, sock, closure, floor))
+        stacks = Report(
+            "gRPC recursive get against grpc's thread-pool server",
+            "bare grpc sync-server stream of the same messages",
+        )
+        asyncio.run(bench_metadata(metadata, stacks, sock, closure, [floor, sync_floor]))
         report.print()
         metadata.print()
+        stacks.print()
     finally:
-        for p in (proc, memory, floor_server):
+        for p in (proc, memory, floor_server, sync_floor_server):
             p.terminate()
             p.wait()
         remove_at_exit(scratch)

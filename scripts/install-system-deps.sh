@@ -8,6 +8,7 @@ PACKAGES=(
   nix-bin                         # real Nix for compatibility tests
   attr                            # getfattr for FUSE xattr tests
   b3sum pv                        # benchmark peers
+  squashfuse squashfs-tools       # C FUSE file system, peer of the FUSE benchmark
   nginx-light                     # static file server peer for nar-bridge benchmarks
   postgresql nats-server          # scale-out backends, started by the tests
   ceph-mon ceph-osd radosgw ceph-common  # real S3 (radosgw, memstore OSD) for the S3 backend
