@@ -187,6 +187,7 @@ def test_cached_reads_never_wait_on_the_disk(tmp_path: Path) -> None:
     store.put("small", data)
     store.get("small")  # now in the page cache
     assert store.get_cached("small", 1 << 20) == data
+    assert store.get("absent") is None  # now the kernel knows the name is absent
     assert store.get_cached("absent", 1 << 20) is None
     with pytest.raises(BlockingIOError):
         store.get_cached("small", len(data) - 1)  # larger than asked for
@@ -219,3 +220,54 @@ def test_file_systems_without_nowait_reads_fall_back(
     assert len(calls) == 1  # asked once, then remembered
     assert store.local.nowait is False
     assert store.get("small") == b"data"
+
+
+def drop_dentries_and_inodes() -> None:
+    os.sync()
+    try:
+        with open("/proc/sys/vm/drop_caches", "w") as f:
+            f.write("2")
+    except OSError as e:
+        pytest.skip(f"cannot drop the kernel's lookup cache here: {e}")
+
+
+def test_cached_reads_do_not_look_up_files_on_the_disk(tmp_path: Path) -> None:
+    store = ObjectStore(f"file://{tmp_path}")
+    data = os.urandom(20_000)
+    store.put("ab/small", data)
+    drop_dentries_and_inodes()  # finding the file now means reading its directory
+    with pytest.raises(BlockingIOError):
+        store.get_cached("ab/small", 1 << 20)
+    assert local_files._cached_lookups  # the kernel supports it; not switched off
+    assert store.get("ab/small") == data  # the worker-thread path looks it up
+    assert store.get_cached("ab/small", 1 << 20) == data
+    with pytest.raises(BlockingIOError):  # a name never looked up: only the disk knows
+        store.get_cached("ab/absent", 1 << 20)
+    assert store.get("ab/absent") is None
+    assert store.get_cached("ab/absent", 1 << 20) is None  # a known miss is no error
+
+
+def test_kernels_without_cached_lookups_open_plainly(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls = []
+
+    class OldKernel:
+        def syscall(self, *args: object) -> int:
+            calls.append(args[0])
+            ctypes.set_errno(errno.ENOSYS)
+            return -1
+
+    monkeypatch.setattr(local_files, "_libc", OldKernel)
+    monkeypatch.setattr(local_files, "_cached_lookups", True)
+    (tmp_path / "f").write_bytes(b"data")
+    for _ in range(2):
+        fd = local_files.open_cached(str(tmp_path / "f"), os.O_RDONLY)
+        try:
+            assert os.read(fd, 10) == b"data"
+        finally:
+            os.close(fd)
+    assert calls == [local_files._SYS_OPENAT2]  # asked once, then remembered
+    assert local_files._cached_lookups is False
+    with pytest.raises(FileNotFoundError):
+        local_files.open_cached(str(tmp_path / "absent"), os.O_RDONLY)

@@ -79,14 +79,14 @@ class LocalFiles:
 
     def read_cached(self, key: str, max_size: int) -> bytearray | None:
         """The object's bytes if they are all in the page cache and at most `max_size`, read
-        without waiting on the disk (preadv2 RWF_NOWAIT); None if there is no such file.
-        Raises BlockingIOError where the read would wait, the object is larger, or the file
-        system cannot read without waiting (remembered): the caller then uses read(), in a
-        worker thread."""
+        without waiting on the disk (opened with open_cached(), read with preadv2
+        RWF_NOWAIT); None if there is no such file. Raises BlockingIOError where the open or
+        the read would wait, the object is larger, or the file system cannot read without
+        waiting (remembered): the caller then uses read(), in a worker thread."""
         if not self.nowait:
             raise BlockingIOError(errno.EAGAIN, "no non-blocking reads here")
         try:
-            fd = os.open(f"{self.root}/{key}", _READ_FLAGS)
+            fd = open_cached(f"{self.root}/{key}", _READ_FLAGS)
         except FileNotFoundError:
             return None
         try:
@@ -253,6 +253,40 @@ class GroupCommit:
                 self._cond.notify_all()
 
 
+_SYS_OPENAT2 = 437  # the same number on every architecture (added after the table unification)
+_AT_FDCWD = -100
+_RESOLVE_CACHED = 0x20
+_cached_lookups = True  # until the kernel refuses openat2 or RESOLVE_CACHED (before 5.12)
+
+
+class _OpenHow(ctypes.Structure):
+    _fields_ = (
+        ("flags", ctypes.c_uint64),
+        ("mode", ctypes.c_uint64),
+        ("resolve", ctypes.c_uint64),
+    )
+
+
+def open_cached(path: str, flags: int) -> int:
+    """os.open(path, flags), but raising BlockingIOError instead of reading a directory or
+    inode from the disk to find the file (openat2 RESOLVE_CACHED): an open that stays off
+    the disk is safe on an event loop. Kernels without it get a plain open (which may wait
+    on the disk, as every open before)."""
+    global _cached_lookups
+    if _cached_lookups:
+        how = _OpenHow(flags, 0, _RESOLVE_CACHED)
+        fd = _libc().syscall(_SYS_OPENAT2, _AT_FDCWD, os.fsencode(path), ctypes.byref(how), 24)
+        if fd >= 0:
+            return int(fd)
+        err = ctypes.get_errno()
+        if err == errno.EAGAIN:
+            raise BlockingIOError(err, "not in the kernel's lookup cache", path)
+        if err not in (errno.ENOSYS, errno.EINVAL, errno.EPERM):  # EPERM: seccomp filters
+            raise OSError(err, os.strerror(err), path)
+        _cached_lookups = False
+    return os.open(path, flags)
+
+
 _libc_handle: Any = None
 
 
@@ -261,6 +295,7 @@ def _libc() -> Any:
     if _libc_handle is None:
         # the process's own symbols, libc's among them (find_library would run ldconfig)
         libc = ctypes.CDLL(None, use_errno=True)
+        libc.syscall.restype = ctypes.c_long
         libc.sync_file_range.argtypes = [
             ctypes.c_int,
             ctypes.c_int64,

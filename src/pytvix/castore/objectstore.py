@@ -136,8 +136,9 @@ class ObjectStore:
 
     def get_cached(self, key: str, max_size: int) -> Buffer | None:
         """get() without waiting: local objects of at most `max_size` bytes that are in the
-        page cache (None if absent). Raises BlockingIOError otherwise (always for remote
-        stores): then get() them in a worker thread."""
+        page cache, found through the kernel's lookup cache (None if known absent). Raises
+        BlockingIOError otherwise (always for remote stores): then get() them in a worker
+        thread."""
         if self.local is None:
             raise BlockingIOError(errno.EAGAIN, "remote object")
         try:
