@@ -253,8 +253,8 @@ def test_kernels_without_cached_lookups_open_plainly(
     calls = []
 
     class OldKernel:
-        def syscall(self, *args: object) -> int:
-            calls.append(args[0])
+        def syscall(self, number: ctypes.c_long, *args: object) -> int:
+            calls.append(number.value)
             ctypes.set_errno(errno.ENOSYS)
             return -1
 

@@ -275,7 +275,14 @@ def open_cached(path: str, flags: int) -> int:
     global _cached_lookups
     if _cached_lookups:
         how = _OpenHow(flags, 0, _RESOLVE_CACHED)
-        fd = _libc().syscall(_SYS_OPENAT2, _AT_FDCWD, os.fsencode(path), ctypes.byref(how), 24)
+        # syscall() is variadic and reads every argument as a long: pass them as such
+        fd = _libc().syscall(
+            ctypes.c_long(_SYS_OPENAT2),
+            ctypes.c_long(_AT_FDCWD),
+            ctypes.c_char_p(os.fsencode(path)),
+            ctypes.byref(how),
+            ctypes.c_size_t(ctypes.sizeof(how)),
+        )
         if fd >= 0:
             return int(fd)
         err = ctypes.get_errno()
