@@ -20,6 +20,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from bench.common import (
     ROOT,
@@ -65,16 +66,13 @@ def tvix(home: Path, *args: str) -> str:
 
 
 class Mount:
-    def __init__(self, home: Path, mountpoint: Path, *flags: str) -> None:
+    """A FUSE file system run in the foreground by `argv`, mounted at `mountpoint` until the
+    with-block ends (SIGTERM, which unmounts)."""
+
+    def __init__(self, mountpoint: Path, argv: list[str], **popen: Any) -> None:
         mountpoint.mkdir(parents=True, exist_ok=True)
-        env = {**os.environ, "TVIX_STORE_HOME": str(home)}
         self.mountpoint = mountpoint
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "pytvix", "mount", str(mountpoint), *flags],
-            env=env,
-            cwd=ROOT,
-            stderr=subprocess.DEVNULL,
-        )
+        self.proc = subprocess.Popen(argv, **popen)
         while not os.path.ismount(mountpoint):
             time.sleep(0.05)
 
@@ -86,21 +84,21 @@ class Mount:
         self.proc.wait()
 
 
-class SquashMount(Mount):
-    """`squashfuse_ll` serving an uncompressed squashfs image of `tree` (built once)."""
+def tvix_mount(home: Path, mountpoint: Path, *flags: str) -> Mount:
+    argv = [sys.executable, "-m", "pytvix", "mount", str(mountpoint), *flags]
+    env = {**os.environ, "TVIX_STORE_HOME": str(home)}
+    return Mount(mountpoint, argv, env=env, cwd=ROOT, stderr=subprocess.DEVNULL)
 
-    def __init__(self, tree: Path, mountpoint: Path) -> None:
-        image = DATA / f"{tree.name}.sqfs"
-        if not image.exists():
-            uncompressed = ("-noI", "-noD", "-noF", "-noX")
-            quiet = ("-no-progress", "-quiet", "-noappend")
-            subprocess.run(["mksquashfs", tree, f"{image}.tmp", *uncompressed, *quiet], check=True)
-            os.rename(f"{image}.tmp", image)
-        mountpoint.mkdir(parents=True, exist_ok=True)
-        self.mountpoint = mountpoint
-        self.proc = subprocess.Popen(["squashfuse_ll", "-f", str(image), str(mountpoint)])
-        while not os.path.ismount(mountpoint):
-            time.sleep(0.05)
+
+def squash_mount(tree: Path, mountpoint: Path) -> Mount:
+    """`squashfuse_ll` serving an uncompressed squashfs image of `tree` (built once)."""
+    image = DATA / f"{tree.name}.sqfs"
+    if not image.exists():
+        uncompressed = ("-noI", "-noD", "-noF", "-noX")
+        quiet = ("-no-progress", "-quiet", "-noappend")
+        subprocess.run(["mksquashfs", tree, f"{image}.tmp", *uncompressed, *quiet], check=True)
+        os.rename(f"{image}.tmp", image)
+    return Mount(mountpoint, ["squashfuse_ll", "-f", str(image), str(mountpoint)])
 
 
 def getxattr_round_trip(path: Path, calls: int = 20_000) -> float:
@@ -183,19 +181,19 @@ def main() -> None:
             ):
                 drop_caches()
                 row.peer.append(count / timed_shell(command.format(tree)))
-                with Mount(home, scratch / "mnt", *flags) as mnt:
+                with tvix_mount(home, scratch / "mnt", *flags) as mnt:
                     drop_caches()
                     row.ours.append(count / timed_shell(command.format(mnt / paths[key])))
                     if row is lslr:
                         trip.ours.append(getxattr_round_trip(mnt / paths[key] / "dir0000"))
                 if row.name in c_rows:
-                    with SquashMount(tree, scratch / "sqmnt") as mnt:
+                    with squash_mount(tree, scratch / "sqmnt") as mnt:
                         drop_caches()
                         c_rows[row.name].peer.append(count / timed_shell(command.format(mnt)))
                         if row is lslr:
                             trip.peer.append(getxattr_round_trip(mnt / "dir0000"))
                 if row is seq:  # a fresh mount, the store's chunk files still in the page cache
-                    with Mount(home, scratch / "mnt") as mnt:
+                    with tvix_mount(home, scratch / "mnt") as mnt:
                         seq_warm.ours.append(count / timed_shell(command.format(mnt / paths[key])))
     finally:
         report.print()
