@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 
 import pytest
@@ -11,8 +10,6 @@ pytestmark = pytest.mark.compat
 
 
 @pytest.fixture(autouse=True)
-def _nix_env(monkeypatch: pytest.MonkeyPatch) -> None:
+def _nix_installed() -> None:
     if shutil.which("nix-store") is None:
         pytest.fail("nix-store is not installed (apt-get install nix-bin)")
-    monkeypatch.setenv("NIX_CONFIG", "experimental-features = nix-command")
-    os.environ.setdefault("HOME", "/root")

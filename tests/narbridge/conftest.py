@@ -18,11 +18,6 @@ from tests.servers import free_port
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture(autouse=True)
-def _nix_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("NIX_CONFIG", "experimental-features = nix-command\nsubstituters =\n")
-
-
 @contextmanager
 def bridge(home: Path, *flags: str) -> Iterator[str]:
     """`nar-bridge` on a fresh port over the embedded store at `home`; yields its URL."""
@@ -66,7 +61,7 @@ def build(name: str, content: str) -> str:
         f' args = ["-c" "echo {content} > $out"]; }}'
     )
     out = subprocess.run(
-        ["nix-build", "--no-out-link", "--option", "sandbox", "false", "-E", expr],
+        ["nix-build", "--no-out-link", "-E", expr],
         capture_output=True,
         text=True,
         check=True,
