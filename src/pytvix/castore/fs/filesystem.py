@@ -34,6 +34,7 @@ FOREVER = float(1 << 31)  # entry/attribute timeouts: content never changes
 BLKSIZE = 1024
 XATTR_DIRECTORY = b"user.tvix.castore.directory.digest"
 XATTR_BLOB = b"user.tvix.castore.blob.digest"
+DOTS = 2  # "." and ".." come first in every listing
 
 
 def fuse_error(code: int) -> NoReturn:
@@ -133,9 +134,9 @@ class CastoreFs(pyfuse3.Operations):
         data = self._data(inode)
         if data.children is not None:
             return data.children
-        return await self._populating.run(inode, lambda: self._populate(data))
+        return await self._populating.run(inode, lambda: self._populate(inode, data))
 
-    async def _populate(self, data: InodeData) -> list[tuple[bytes, int]]:
+    async def _populate(self, inode: int, data: InodeData) -> list[tuple[bytes, int]]:
         assert isinstance(data.node, DirectoryNode)
         try:
             directory = await self.directories.get(data.node.digest)
@@ -143,7 +144,9 @@ class CastoreFs(pyfuse3.Operations):
             self._eio(data, f"fetching directory {data.node.digest}", e)
         if directory is None:
             self._eio(data, "directory missing", LookupError(str(data.node.digest)))
-        children = [(bytes(name), self.inodes.put(node, data.origin)) for name, node in directory]
+        children = [
+            (bytes(name), self.inodes.put(node, data.origin, inode)) for name, node in directory
+        ]
         data.lookup = dict(children)
         data.children = children
         return children
@@ -196,17 +199,31 @@ class CastoreFs(pyfuse3.Operations):
         return fh
 
     async def readdir(self, fh: int, start_id: int, token: Any) -> None:
+        """Entries are numbered from 1: "." is 1, ".." is 2, children follow (the kernel
+        resumes a listing at the number of the last entry it took)."""
         opened = self._dirs.get(fh)
         if opened is None:
             fuse_error(errno.EBADF)
+        for position, (name, inode) in enumerate(self._dots(opened.inode)):
+            if start_id <= position and not pyfuse3.readdir_reply(
+                token, name, self.attrs(inode), position + 1
+            ):
+                return
+        start_id = max(start_id - DOTS, 0)
         if opened.inode == ROOT_INODE:
             await self._readdir_root(opened, start_id, token)
             return
         children = await self._children(opened.inode)
         for index in range(start_id, len(children)):
             name, inode = children[index]
-            if not pyfuse3.readdir_reply(token, name, self.attrs(inode), index + 1):
+            if not pyfuse3.readdir_reply(token, name, self.attrs(inode), DOTS + index + 1):
                 return
+
+    def _dots(self, inode: int) -> tuple[tuple[bytes, int], tuple[bytes, int]]:
+        """ "." and "..": a directory shared by several parents (same digest, one inode) shows
+        the parent it was first reached from."""
+        parent = ROOT_INODE if inode == ROOT_INODE else self._data(inode).parent
+        return (b".", inode), (b"..", parent)
 
     async def _readdir_root(self, opened: _OpenDir, start_id: int, token: Any) -> None:
         """The root listing is streamed from the roots once per open handle."""
@@ -232,7 +249,7 @@ class CastoreFs(pyfuse3.Operations):
                 self._root_names.setdefault(name, inode)
                 listing.append((name, inode))
             name, inode = listing[index]
-            if not pyfuse3.readdir_reply(token, name, self.attrs(inode), index + 1):
+            if not pyfuse3.readdir_reply(token, name, self.attrs(inode), DOTS + index + 1):
                 return
             index += 1
 
