@@ -1,0 +1,264 @@
+//! BLAKE3 tree primitives for bao-tree style verified streaming with chunk groups of
+//! 16 KiB (bao-tree `BlockSize::from_chunk_log(4)`): chaining values (CVs) of subtrees,
+//! parent merging, and a streaming hasher that produces the root hash together with the
+//! pre-order outboard. README.md describes the format; `python.rs` holds the bindings.
+
+use std::sync::Arc;
+
+use blake3::hazmat::{
+    max_subtree_len, merge_subtrees_non_root, merge_subtrees_root, ChainingValue, HasherExt, Mode,
+};
+use rayon::prelude::*;
+
+#[cfg(feature = "python")]
+mod python;
+
+/// A BLAKE3 chunk: the unit that chunk counters count.
+pub const CHUNK_LEN: usize = 1024;
+/// Chunks per leaf group (chunk_log 4).
+pub const GROUP_CHUNKS: u64 = 16;
+/// Bytes per leaf group, 16 KiB.
+pub const GROUP_LEN: usize = CHUNK_LEN * GROUP_CHUNKS as usize;
+/// One outboard entry: the left child's CV followed by the right child's CV.
+pub type Pair = [u8; 64];
+
+/// Why a (data, start_chunk, is_root) triple does not describe a BLAKE3 subtree.
+pub fn subtree_error(len: usize, start_chunk: u64, is_root: bool) -> Option<String> {
+    if is_root {
+        return (start_chunk != 0).then(|| "a root subtree starts at chunk 0".to_owned());
+    }
+    if len == 0 {
+        return Some("a non-root subtree is never empty".to_owned());
+    }
+    let Some(offset) = start_chunk.checked_mul(CHUNK_LEN as u64) else {
+        return Some("start_chunk is too large".to_owned());
+    };
+    match max_subtree_len(offset) {
+        Some(max) if len as u64 > max => Some(format!(
+            "a subtree starting at chunk {start_chunk} holds at most {max} bytes, not {len}"
+        )),
+        _ => None,
+    }
+}
+
+/// Non-root CV of the subtree made of `data` starting at chunk `start_chunk`.
+/// The caller ensures `subtree_error(data.len(), start_chunk, false)` is `None`.
+pub fn subtree_cv(data: &[u8], start_chunk: u64) -> ChainingValue {
+    let mut hasher = blake3::Hasher::new();
+    hasher.set_input_offset(start_chunk * CHUNK_LEN as u64);
+    hasher.update(data);
+    hasher.finalize_non_root()
+}
+
+/// The CV of a subtree, or (is_root, then start_chunk is 0) the BLAKE3 hash of `data`.
+pub fn subtree_hash(data: &[u8], start_chunk: u64, is_root: bool) -> [u8; 32] {
+    if is_root {
+        *blake3::hash(data).as_bytes()
+    } else {
+        subtree_cv(data, start_chunk)
+    }
+}
+
+/// CV of the parent of two subtrees; the root hash if `is_root`.
+pub fn parent_cv(left: &ChainingValue, right: &ChainingValue, is_root: bool) -> [u8; 32] {
+    if is_root {
+        *merge_subtrees_root(left, right, Mode::Hash).as_bytes()
+    } else {
+        merge_subtrees_non_root(left, right, Mode::Hash)
+    }
+}
+
+/// Non-root CVs of the consecutive 16 KiB groups of `data` (the last may be short),
+/// the first starting at chunk `start_chunk` (a multiple of 16), concatenated.
+pub fn group_cvs(data: &[u8], start_chunk: u64) -> Vec<u8> {
+    let mut out = Vec::with_capacity(data.len().div_ceil(GROUP_LEN) * 32);
+    for (i, group) in data.chunks(GROUP_LEN).enumerate() {
+        out.extend_from_slice(&subtree_cv(group, start_chunk + i as u64 * GROUP_CHUNKS));
+    }
+    out
+}
+
+fn pair(left: &ChainingValue, right: &ChainingValue) -> Pair {
+    let mut p = [0u8; 64];
+    p[..32].copy_from_slice(left);
+    p[32..].copy_from_slice(right);
+    p
+}
+
+/// Where the group hashing of large updates runs.
+#[derive(Clone)]
+pub enum Threads {
+    /// The calling thread only.
+    Current,
+    /// A rayon pool (rayon's global one or a dedicated one).
+    Pool(Option<Arc<rayon::ThreadPool>>),
+}
+
+/// Updates of at least this many whole groups are spread over the pool.
+const PARALLEL_MIN_GROUPS: usize = 8;
+
+/// Streaming hasher: BLAKE3 root hash plus bao-tree pre-order outboard (chunk_log 4).
+///
+/// Groups are hashed as soon as it is known that more data follows them (so none of them
+/// can be the root); complete subtrees are merged eagerly, as BLAKE3 itself does, and each
+/// merge records its (left, right) pair. Those merges happen in post-order; `finalize`
+/// folds the right edge and rewrites the pairs in pre-order. Memory: 64 bytes per group.
+pub struct OutboardHasher {
+    /// The last group seen so far: 1..=GROUP_LEN bytes once any data was given.
+    pending: Vec<u8>,
+    /// Number of groups hashed, all known not to be the last.
+    groups: u64,
+    /// CVs of the complete subtrees not yet merged, one per set bit of `groups`.
+    stack: Vec<ChainingValue>,
+    /// Parent pairs of completed subtrees in post-order.
+    post: Vec<Pair>,
+    threads: Threads,
+    /// Reused buffer for CVs computed in parallel.
+    scratch: Vec<ChainingValue>,
+}
+
+impl Default for OutboardHasher {
+    fn default() -> Self {
+        Self::new(Threads::Current)
+    }
+}
+
+impl OutboardHasher {
+    pub fn new(threads: Threads) -> Self {
+        Self {
+            pending: Vec::with_capacity(GROUP_LEN),
+            groups: 0,
+            stack: Vec::new(),
+            post: Vec::new(),
+            threads,
+            scratch: Vec::new(),
+        }
+    }
+
+    /// Bytes hashed so far.
+    pub fn len(&self) -> u64 {
+        self.groups * GROUP_LEN as u64 + self.pending.len() as u64
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn update(&mut self, mut data: &[u8]) {
+        if !self.pending.is_empty() {
+            // Top up the pending group; once full and followed by more data, hash it.
+            let take = (GROUP_LEN - self.pending.len()).min(data.len());
+            self.pending.extend_from_slice(&data[..take]);
+            data = &data[take..];
+            if data.is_empty() {
+                return;
+            }
+            let cv = subtree_cv(&self.pending, self.groups * GROUP_CHUNKS);
+            self.pending.clear();
+            self.push(cv);
+        }
+        // Hash every whole group that has at least one byte after it; keep the rest.
+        let whole = data.len().saturating_sub(1) / GROUP_LEN;
+        let (body, tail) = data.split_at(whole * GROUP_LEN);
+        self.hash_groups(body);
+        self.pending.extend_from_slice(tail);
+    }
+
+    fn hash_groups(&mut self, body: &[u8]) {
+        let first = self.groups * GROUP_CHUNKS;
+        let pool = match &self.threads {
+            Threads::Pool(pool) if body.len() >= PARALLEL_MIN_GROUPS * GROUP_LEN => pool,
+            _ => {
+                for group in body.chunks_exact(GROUP_LEN) {
+                    let cv = subtree_cv(group, self.groups * GROUP_CHUNKS);
+                    self.push(cv);
+                }
+                return;
+            }
+        };
+        let mut cvs = std::mem::take(&mut self.scratch);
+        let work = |cvs: &mut Vec<ChainingValue>| {
+            body.par_chunks_exact(GROUP_LEN)
+                .with_min_len(4)
+                .enumerate()
+                .map(|(i, group)| subtree_cv(group, first + i as u64 * GROUP_CHUNKS))
+                .collect_into_vec(cvs)
+        };
+        match pool {
+            Some(pool) => pool.install(|| work(&mut cvs)),
+            None => work(&mut cvs),
+        }
+        for cv in cvs.drain(..) {
+            self.push(cv);
+        }
+        self.scratch = cvs;
+    }
+
+    /// Add the CV of a group that is known not to be the last one.
+    fn push(&mut self, mut cv: ChainingValue) {
+        self.groups += 1;
+        // Each trailing zero bit of the group count completes a subtree: merge it.
+        for _ in 0..self.groups.trailing_zeros() {
+            let left = self.stack.pop().expect("one stacked CV per set bit");
+            self.post.push(pair(&left, &cv));
+            cv = merge_subtrees_non_root(&left, &cv, Mode::Hash);
+        }
+        self.stack.push(cv);
+    }
+
+    /// (root hash, pre-order outboard) of everything so far; the hasher stays usable.
+    pub fn finalize(&self) -> ([u8; 32], Vec<u8>) {
+        if self.groups == 0 {
+            // A single (possibly empty) group is the whole tree: no parents.
+            return (*blake3::hash(&self.pending).as_bytes(), Vec::new());
+        }
+        // Fold the right edge: the last group with the stacked subtrees, right to left.
+        // These are the last parents in post-order, the root last of all.
+        let mut right = subtree_cv(&self.pending, self.groups * GROUP_CHUNKS);
+        let mut edge = Vec::with_capacity(self.stack.len());
+        for (i, left) in self.stack.iter().enumerate().rev() {
+            edge.push(pair(left, &right));
+            right = parent_cv(left, &right, i == 0);
+        }
+        let post_len = self.post.len();
+        let at = |i: usize| {
+            if i < post_len {
+                &self.post[i]
+            } else {
+                &edge[i - post_len]
+            }
+        };
+        let groups = self.groups + 1;
+        let mut out = Vec::with_capacity((groups as usize - 1) * 64);
+        pre_order(&at, 0, groups, &mut out);
+        (right, out)
+    }
+}
+
+/// Append, in pre-order, the pairs of the subtree of `groups` groups whose post-order
+/// pairs start at index `first`. Post-order is left pairs, right pairs, own pair; the
+/// left subtree holds the largest power of two of groups below `groups`.
+fn pre_order<'a>(at: &impl Fn(usize) -> &'a Pair, first: usize, groups: u64, out: &mut Vec<u8>) {
+    if groups < 2 {
+        return;
+    }
+    let left = 1u64 << (63 - (groups - 1).leading_zeros());
+    out.extend_from_slice(at(first + groups as usize - 2));
+    pre_order(at, first, left, out);
+    pre_order(at, first + left as usize - 1, groups - left, out);
+}
+
+/// Root hash and pre-order outboard of `data` in one go.
+pub fn outboard(data: &[u8], threads: Threads) -> ([u8; 32], Vec<u8>) {
+    let mut hasher = OutboardHasher::new(threads);
+    hasher.update(data);
+    hasher.finalize()
+}
+
+/// Number of bytes of the pre-order outboard for `size` bytes of data.
+pub fn outboard_size(size: u64) -> u64 {
+    (size.div_ceil(GROUP_LEN as u64).max(1) - 1) * 64
+}
+
+#[cfg(test)]
+mod tests;
