@@ -23,20 +23,9 @@ from pytvix.store.nar.tokens import (
     U64,
     encode_string,
 )
+from tests.cli import tvix_store
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def run(home: Path, *args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
-    return subprocess.run(
-        [sys.executable, "-m", "pytvix", *args],
-        cwd=ROOT,
-        env={**os.environ, "TVIX_STORE_HOME": str(home)},
-        input=stdin,
-        capture_output=True,
-        timeout=300,
-        check=False,
-    )
 
 
 def nix(*args: str) -> str:
@@ -44,7 +33,7 @@ def nix(*args: str) -> str:
 
 
 def path_count(home: Path) -> int:
-    out = run(home, "info").stdout.decode()
+    out = tvix_store(home, "info").stdout.decode()
     return int(out.split("path infos: ")[1].split()[0])
 
 
@@ -64,17 +53,17 @@ def test_import_nar_from_stdin_and_file(tmp_path: Path, tree: Path) -> None:
     home = tmp_path / "home"
     nar = subprocess.run(["nix-store", "--dump", str(tree)], check=True, capture_output=True).stdout
     expected = nix("--add", str(tree)).strip()
-    via_stdin = run(home, "import-nar", "--name", "sample", "-", stdin=nar)
+    via_stdin = tvix_store(home, "import-nar", "--name", "sample", "-", stdin=nar)
     assert via_stdin.returncode == 0, via_stdin.stderr
     assert via_stdin.stdout.decode().strip() == expected
     nar_file = tmp_path / "sample.nar"
     nar_file.write_bytes(nar)
-    via_file = run(home, "import-nar", str(nar_file))
+    via_file = tvix_store(home, "import-nar", str(nar_file))
     assert via_file.stdout.decode().strip() == expected
-    missing_name = run(home, "import-nar", "-", stdin=nar)
+    missing_name = tvix_store(home, "import-nar", "-", stdin=nar)
     assert missing_name.returncode != 0
     assert b"--name is required" in missing_name.stderr
-    assert run(home, "dump", expected).stdout == nar
+    assert tvix_store(home, "dump", expected).stdout == nar
 
 
 def _nar_dir(*entries: bytes) -> bytes:
@@ -108,7 +97,7 @@ BAD_NARS = {
 def test_bad_nars_are_rejected_and_register_nothing(tmp_path: Path, case: str) -> None:
     data, message = BAD_NARS[case]
     home = tmp_path / "home"
-    result = run(home, "import-nar", "--name", "bad", "-", stdin=data)
+    result = tvix_store(home, "import-nar", "--name", "bad", "-", stdin=data)
     assert result.returncode == 1
     err = result.stderr.decode()
     assert message in err, err
@@ -119,7 +108,7 @@ def test_bad_nars_are_rejected_and_register_nothing(tmp_path: Path, case: str) -
 def test_failed_import_registers_nothing(tmp_path: Path, tree: Path) -> None:
     os.mkfifo(tree / "share" / "pipe")
     home = tmp_path / "home"
-    result = run(home, "import", str(tree))
+    result = tvix_store(home, "import", str(tree))
     assert result.returncode == 1
     assert f"{tree}/share/pipe: cannot import a FIFO" in result.stderr.decode()
     assert path_count(home) == 0
@@ -128,18 +117,18 @@ def test_failed_import_registers_nothing(tmp_path: Path, tree: Path) -> None:
 def test_import_rejects_names_nix_rejects(tmp_path: Path) -> None:
     bad = tmp_path / "has space"
     bad.mkdir()
-    result = run(tmp_path / "home", "import", str(bad))
+    result = tvix_store(tmp_path / "home", "import", str(bad))
     assert result.returncode == 1
     assert "has space" in result.stderr.decode()
 
 
 def test_path_info_ls_cat_and_argument_forms(tmp_path: Path, tree: Path) -> None:
     home = tmp_path / "home"
-    store_path = run(home, "import", str(tree)).stdout.decode().strip()
+    store_path = tvix_store(home, "import", str(tree)).stdout.decode().strip()
     basename = store_path.removeprefix("/nix/store/")
     digest = basename[:32]
     nix("--add", str(tree))
-    ours = json.loads(run(home, "path-info", store_path, basename, digest).stdout)
+    ours = json.loads(tvix_store(home, "path-info", store_path, basename, digest).stdout)
     theirs = json.loads(
         subprocess.run(
             ["nix", "path-info", "--json", store_path], check=True, capture_output=True
@@ -150,41 +139,41 @@ def test_path_info_ls_cat_and_argument_forms(tmp_path: Path, tree: Path) -> None
         assert {k: info[k] for k in ("path", "narHash", "narSize", "references", "ca")} == {
             k: theirs[k] for k in ("path", "narHash", "narSize", "references", "ca")
         }
-    listing = run(home, "ls", store_path).stdout.decode().splitlines()
+    listing = tvix_store(home, "ls", store_path).stdout.decode().splitlines()
     assert listing[0].startswith("dr-xr-xr-x")
     assert listing[0].endswith("bin/")
     assert listing[1].startswith("lr")
     assert listing[1].endswith("link -> share/doc.txt")
-    tool = run(home, "ls", f"{digest}/bin/tool").stdout.decode()
+    tool = tvix_store(home, "ls", f"{digest}/bin/tool").stdout.decode()
     assert tool.startswith("-r-xr-xr-x")
     assert " 18 tool" in tool
-    assert run(home, "cat", f"{basename}/share/doc.txt").stdout == b"documentation\n"
-    not_file = run(home, "cat", f"{basename}/share")
+    assert tvix_store(home, "cat", f"{basename}/share/doc.txt").stdout == b"documentation\n"
+    not_file = tvix_store(home, "cat", f"{basename}/share")
     assert not_file.returncode == 1
     assert b"is a directory" in not_file.stderr
-    link = run(home, "cat", f"{basename}/link")
+    link = tvix_store(home, "cat", f"{basename}/link")
     assert b"is a symlink to share/doc.txt" in link.stderr
-    absent = run(home, "cat", f"{basename}/nope")
+    absent = tvix_store(home, "cat", f"{basename}/nope")
     assert b"no such file or directory" in absent.stderr
-    wrong_name = run(home, "path-info", f"{digest}-othername")
+    wrong_name = tvix_store(home, "path-info", f"{digest}-othername")
     assert wrong_name.returncode == 1
     assert basename.encode() in wrong_name.stderr
-    garbage = run(home, "path-info", "not-a-store-path")
+    garbage = tvix_store(home, "path-info", "not-a-store-path")
     assert garbage.returncode == 2
-    unknown = run(home, "path-info", "0" * 32)
+    unknown = tvix_store(home, "path-info", "0" * 32)
     assert b"no such store path" in unknown.stderr
 
 
 def test_export_refuses_existing_target(tmp_path: Path, tree: Path) -> None:
     home = tmp_path / "home"
-    store_path = run(home, "import", str(tree)).stdout.decode().strip()
+    store_path = tvix_store(home, "import", str(tree)).stdout.decode().strip()
     target = tmp_path / "exists"
     target.mkdir()
-    result = run(home, "export", store_path, str(target))
+    result = tvix_store(home, "export", store_path, str(target))
     assert result.returncode == 1
     assert b"File exists" in result.stderr
     out = tmp_path / "fresh"
-    assert run(home, "export", store_path, str(out)).returncode == 0
+    assert tvix_store(home, "export", store_path, str(out)).returncode == 0
     assert (out / "link").readlink() == Path("share/doc.txt")
     assert os.access(out / "bin" / "tool", os.X_OK)
     assert not os.access(out / "share" / "doc.txt", os.X_OK)
@@ -204,6 +193,7 @@ def closure_json(paths: list[str]) -> dict[str, object]:
                 "narSize": i["narSize"],
                 "references": i["references"],
                 "closureSize": i["narSize"],
+                **({"ca": i["ca"]} if i.get("ca") else {}),
             }
             for i in infos
         ]
@@ -215,13 +205,21 @@ def test_copy_closure_from_nix_store(tmp_path: Path, tree: Path) -> None:
     attrs = tmp_path / ".attrs.json"
     attrs.write_text(json.dumps(closure_json([nix_path])))
     home = tmp_path / "home"
-    result = run(home, "copy", str(attrs))
+    result = tvix_store(home, "copy", str(attrs))
     assert result.returncode == 0, result.stderr
     assert result.stdout.decode().split() == [nix_path]
-    again = run(home, "copy", str(attrs))
+    again = tvix_store(home, "copy", str(attrs))
     assert again.stdout == b""
     assert b"1 already present" in again.stderr
-    dumped = run(home, "dump", nix_path).stdout
+    ours = json.loads(tvix_store(home, "path-info", nix_path).stdout)
+    theirs = json.loads(
+        subprocess.run(
+            ["nix", "path-info", "--json", nix_path], check=True, capture_output=True
+        ).stdout
+    )
+    assert theirs[0]["ca"].startswith("fixed:r:sha256:")
+    assert ours[0]["ca"] == theirs[0]["ca"]
+    dumped = tvix_store(home, "dump", nix_path).stdout
     assert (
         dumped
         == subprocess.run(["nix-store", "--dump", nix_path], check=True, capture_output=True).stdout
@@ -230,9 +228,16 @@ def test_copy_closure_from_nix_store(tmp_path: Path, tree: Path) -> None:
     doc = closure_json([nix_path])
     doc["closure"][0]["narHash"] = "sha256:" + nixbase32.encode(bytes(32))  # type: ignore[index]
     attrs.write_text(json.dumps(doc))
-    tampered = run(tmp_path / "home2", "copy", str(attrs))
+    tampered = tvix_store(tmp_path / "home2", "copy", str(attrs))
     assert tampered.returncode == 1
     assert b"differ from the closure file" in tampered.stderr
+    # so is one whose content address names other content than the path's
+    doc = closure_json([nix_path])
+    doc["closure"][0]["ca"] = "fixed:r:sha256:" + nixbase32.encode(bytes(32))  # type: ignore[index]
+    attrs.write_text(json.dumps(doc))
+    wrong_ca = tvix_store(tmp_path / "home3", "copy", str(attrs))
+    assert wrong_ca.returncode == 1
+    assert b"does not match the content" in wrong_ca.stderr
 
 
 def test_path_commands_do_not_load_the_server_stacks(tmp_path: Path) -> None:
@@ -249,6 +254,6 @@ def test_path_commands_do_not_load_the_server_stacks(tmp_path: Path) -> None:
     )
     assert loaded.stdout.split() == []
     # and the commands that need them still find them
-    help_ = run(tmp_path, "daemon", "--help")
+    help_ = tvix_store(tmp_path, "daemon", "--help")
     assert help_.returncode == 0
     assert b"--nar-bridge-listen" in help_.stdout

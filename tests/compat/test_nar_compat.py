@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -16,6 +15,7 @@ from pytvix.store.import_ import import_path
 from pytvix.store.nar.io import ListSink
 from pytvix.store.nar.render import render_nar
 from pytvix.testing.trees import make_tree
+from tests.cli import tvix_store
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -60,20 +60,6 @@ async def test_random_tree_matches_nix(tmp_path: Path, services: StoreServices, 
     assert nix_hash(out) == nix_hash(tree)
     assert imported.stats is not None
     assert imported.stats.files > 0
-
-
-def tvix_store(
-    home: Path, *args: str, stdin: bytes | None = None
-) -> subprocess.CompletedProcess[bytes]:
-    return subprocess.run(
-        [sys.executable, "-m", "pytvix", *args],
-        cwd=ROOT,
-        env={**os.environ, "TVIX_STORE_HOME": str(home)},
-        input=stdin,
-        capture_output=True,
-        timeout=600,
-        check=False,
-    )
 
 
 @pytest.mark.slow

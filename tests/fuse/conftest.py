@@ -53,14 +53,3 @@ def mounted(
             except subprocess.TimeoutExpired:
                 proc.kill()
                 subprocess.run(["fusermount3", "-u", "-z", str(mountpoint)], check=False)
-
-
-def tvix_store(home: Path, *args: str) -> subprocess.CompletedProcess[bytes]:
-    return subprocess.run(
-        [sys.executable, "-m", "pytvix", *args],
-        cwd=ROOT,
-        env={**os.environ, "TVIX_STORE_HOME": str(home)},
-        capture_output=True,
-        check=True,
-        timeout=600,
-    )

@@ -19,8 +19,9 @@ import pytest
 from pytvix.castore.digests import B3Digest
 from pytvix.castore.fs.mount import READAHEAD_KB, _mount_device
 from pytvix.testing.trees import make_tree
-from tests.fuse.conftest import mounted, tvix_store
-from tests.grpc.daemon import daemon, grpc_flags
+from tests.cli import tvix_store
+from tests.fuse.conftest import mounted
+from tests.grpc.daemon import daemon, service_flags
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +32,7 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Pat
     trees = {}
     for seed in range(3):
         tree = make_tree(base / f"tree-{seed}", seed, big_file=(20 << 20) if seed == 0 else 0)
-        out = tvix_store(home, "import", str(tree)).stdout.decode().strip()
+        out = tvix_store(home, "import", str(tree), check=True).stdout.decode().strip()
         trees[out.removeprefix("/nix/store/")] = tree
     return home, trees
 
@@ -52,7 +53,7 @@ def mount(
                 tmp_path / "unused",
                 tmp_path / "mnt",
                 "--list-root",
-                *grpc_flags(f"grpc+unix://{sock}"),
+                *service_flags(f"grpc+unix://{sock}"),
             ),
         ):
             yield tmp_path / "mnt", trees
@@ -203,7 +204,9 @@ def test_identical_content_shares_inodes(
     (tree / "y").write_bytes(b"same")
     (tree / "b").mkdir()
     (tree / "b" / "x").write_bytes(b"same")
-    basename = tvix_store(home, "import", str(tree)).stdout.decode().strip().split("/")[-1]
+    basename = (
+        tvix_store(home, "import", str(tree), check=True).stdout.decode().strip().split("/")[-1]
+    )
     with mounted(home, tmp_path / "mnt"):
         root = tmp_path / "mnt" / basename
         assert os.stat(root / "y").st_ino == os.stat(root / "a" / "x").st_ino
@@ -240,7 +243,7 @@ def test_same_bytes_executable_and_not_keep_their_modes(tmp_path: Path) -> None:
     (three / "only-plain").write_bytes(b"#!/bin/sh\necho same bytes\n")
     originals = {}
     for tree in (three, two, one):  # the plain copy is imported (and met) first
-        out = tvix_store(home, "import", str(tree)).stdout.decode().strip()
+        out = tvix_store(home, "import", str(tree), check=True).stdout.decode().strip()
         originals[out.removeprefix("/nix/store/")] = tree
     with mounted(home, tmp_path / "mnt"):
         mnt = tmp_path / "mnt"
@@ -281,7 +284,9 @@ def test_missing_blob_is_eio_and_mount_keeps_serving(tmp_path: Path) -> None:
     tree.mkdir()
     (tree / "victim").write_bytes(os.urandom(2 << 20))
     (tree / "fine").write_bytes(b"still here")
-    basename = tvix_store(home, "import", str(tree)).stdout.decode().strip().split("/")[-1]
+    basename = (
+        tvix_store(home, "import", str(tree), check=True).stdout.decode().strip().split("/")[-1]
+    )
     chunks = sorted(
         (home / "blobs" / "chunks").rglob("*"),
         key=lambda p: -p.stat().st_size if p.is_file() else 0,

@@ -54,7 +54,7 @@ def daemon(home: Path, listen: str, *extra: str) -> Iterator[subprocess.Popen[by
                 proc.kill()
 
 
-def grpc_flags(url: str) -> list[str]:
+def service_flags(url: str) -> list[str]:
     return [
         "--blob-service-addr",
         url,

@@ -8,7 +8,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -19,22 +18,9 @@ from pytvix.nixcompat.narinfo import fingerprint
 from pytvix.nixcompat.nixhash import NixHash
 from pytvix.nixcompat.signing import Signature, SigningKey
 from pytvix.nixcompat.store_path import StorePath
-from tests.grpc.daemon import ROOT, daemon, grpc_flags
+from tests.cli import tvix_store
+from tests.grpc.daemon import daemon, service_flags
 from tests.servers import free_port
-
-
-def cli(*args: str, home: Path | None = None) -> subprocess.CompletedProcess[bytes]:
-    env = dict(os.environ)
-    if home is not None:
-        env["TVIX_STORE_HOME"] = str(home)
-    return subprocess.run(
-        [sys.executable, "-m", "pytvix", *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        timeout=300,
-        check=False,
-    )
 
 
 @pytest.fixture
@@ -51,8 +37,8 @@ def tree(tmp_path: Path) -> Path:
 def test_every_command_against_a_daemon(tmp_path: Path, tree: Path) -> None:
     sock = tmp_path / "d.sock"
     with daemon(tmp_path / "home", str(sock)):
-        flags = grpc_flags(f"grpc+unix://{sock}")
-        imported = cli("import", *flags, str(tree))
+        flags = service_flags(f"grpc+unix://{sock}")
+        imported = tvix_store(None, "import", *flags, str(tree))
         assert imported.returncode == 0, imported.stderr
         store_path = imported.stdout.decode().strip()
         expected = subprocess.run(
@@ -60,15 +46,15 @@ def test_every_command_against_a_daemon(tmp_path: Path, tree: Path) -> None:
         )
         assert store_path == expected.stdout.decode().strip()
         nar = subprocess.run(["nix-store", "--dump", str(tree)], capture_output=True, check=True)
-        assert cli("dump", *flags, store_path).stdout == nar.stdout
+        assert tvix_store(None, "dump", *flags, store_path).stdout == nar.stdout
         out = tmp_path / "out"
-        assert cli("export", *flags, store_path, str(out)).returncode == 0
+        assert tvix_store(None, "export", *flags, store_path, str(out)).returncode == 0
         assert (out / "sub" / "file").read_bytes() == (tree / "sub" / "file").read_bytes()
-        assert b'"narSize"' in cli("path-info", *flags, store_path).stdout
-        assert b"exe" in cli("ls", *flags, store_path).stdout
-        assert cli("cat", *flags, f"{store_path}/exe").stdout == b"#!/bin/sh\n"
+        assert b'"narSize"' in tvix_store(None, "path-info", *flags, store_path).stdout
+        assert b"exe" in tvix_store(None, "ls", *flags, store_path).stdout
+        assert tvix_store(None, "cat", *flags, f"{store_path}/exe").stdout == b"#!/bin/sh\n"
     # everything landed in the daemon's embedded store
-    verify = cli("verify", home=tmp_path / "home")
+    verify = tvix_store(tmp_path / "home", "verify")
     assert verify.returncode == 0, verify.stdout + verify.stderr
     assert b"1 closures" in verify.stdout
 
@@ -76,10 +62,10 @@ def test_every_command_against_a_daemon(tmp_path: Path, tree: Path) -> None:
 def test_tcp_listen_address(tmp_path: Path, tree: Path) -> None:
     port = free_port()
     with daemon(tmp_path / "home", f"127.0.0.1:{port}"):
-        flags = grpc_flags(f"grpc+http://127.0.0.1:{port}?wait-connect=1")
-        result = cli("import", *flags, str(tree))
+        flags = service_flags(f"grpc+http://127.0.0.1:{port}?wait-connect=1")
+        result = tvix_store(None, "import", *flags, str(tree))
         assert result.returncode == 0, result.stderr
-        assert cli("info", *flags).returncode == 0
+        assert tvix_store(None, "info", *flags).returncode == 0
 
 
 def test_sigterm_lets_in_flight_calls_finish(tmp_path: Path) -> None:
@@ -118,7 +104,7 @@ def test_sigterm_lets_in_flight_calls_finish(tmp_path: Path) -> None:
 def test_sigint_stops_and_refuses_live_socket(tmp_path: Path) -> None:
     sock = tmp_path / "d.sock"
     with daemon(tmp_path / "home", str(sock)) as proc:
-        second = cli("daemon", "-l", str(sock), home=tmp_path / "home2")
+        second = tvix_store(tmp_path / "home2", "daemon", "-l", str(sock))
         assert second.returncode == 1
         assert b"in use" in second.stderr
         proc.send_signal(signal.SIGINT)
@@ -127,7 +113,7 @@ def test_sigint_stops_and_refuses_live_socket(tmp_path: Path) -> None:
 
 
 def test_bad_listen_address(tmp_path: Path) -> None:
-    result = cli("daemon", "-l", "nonsense", home=tmp_path)
+    result = tvix_store(tmp_path, "daemon", "-l", "nonsense")
     assert result.returncode == 1
     assert b"invalid listen address" in result.stderr
 
@@ -180,17 +166,17 @@ url = "grpc+unix://{sock}"
 """
     )
     with daemon(tmp_path / "home", str(sock)):
-        direct = grpc_flags(f"grpc+unix://{sock}")
-        store_path = cli("import", *direct, str(tree)).stdout.decode().strip()
+        direct = service_flags(f"grpc+unix://{sock}")
+        store_path = tvix_store(None, "import", *direct, str(tree)).stdout.decode().strip()
         composed = ["--experimental-store-composition", str(toml)]
         nar = subprocess.run(["nix-store", "--dump", str(tree)], capture_output=True, check=True)
-        assert cli("dump", *composed, store_path).stdout == nar.stdout
+        assert tvix_store(None, "dump", *composed, store_path).stdout == nar.stdout
         # the combined blob service filled the local store while reading through it
         assert any(p.is_file() for p in (tmp_path / "near-blobs").rglob("*"))
         # a put through the composition is signed with the key file's key
-        again = cli("import", *composed, str(tree))
+        again = tvix_store(None, "import", *composed, str(tree))
         assert again.returncode == 0, again.stderr
-        info = cli("path-info", *direct, store_path).stdout.decode()
+        info = tvix_store(None, "path-info", *direct, store_path).stdout.decode()
         assert "test-cache-1:" in info
     entry = json.loads(info)[0]
     (sig_text,) = [s for s in entry["signatures"] if s.startswith("test-cache-1:")]

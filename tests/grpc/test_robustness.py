@@ -26,7 +26,7 @@ from pytvix.castore.nodes import FileNode
 from pytvix.nixcompat.store_path import StorePath
 from pytvix.store.composition import StoreServices, open_store_from_urls
 from pytvix.store.path_info import PathInfo
-from tests.grpc.daemon import daemon, grpc_flags
+from tests.grpc.daemon import daemon, service_flags
 
 DURATION = float(os.environ.get("PYTVIX_STRESS_SECONDS", "30"))
 
@@ -175,4 +175,4 @@ async def test_32_concurrent_clients_lose_nothing(daemon_socket: Path) -> None:
 
 
 def test_flags_helper() -> None:
-    assert grpc_flags("x")[1] == "x"
+    assert service_flags("x")[1] == "x"

@@ -7,12 +7,13 @@ import os
 import subprocess
 import sys
 import threading
-from functools import partial
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from tests.cli import tvix_store
 from tests.grpc.daemon import daemon
 from tests.narbridge.conftest import ROOT, bridge, build, nix
 from tests.servers import free_port
@@ -104,12 +105,21 @@ def test_zstd_serving(tmp_path: Path, keys: dict[str, Path]) -> None:
         assert got.returncode == 0, got.stderr
 
 
-def serve_directory(directory: Path) -> tuple[str, ThreadingHTTPServer]:
-    server = ThreadingHTTPServer(
-        ("127.0.0.1", 0), partial(SimpleHTTPRequestHandler, directory=str(directory))
-    )
+def serve_directory(directory: Path) -> tuple[str, ThreadingHTTPServer, list[str]]:
+    """A static HTTP server for `directory`; the list collects the paths requested."""
+    requests: list[str] = []
+
+    class Handler(SimpleHTTPRequestHandler):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, directory=str(directory), **kwargs)
+
+        def do_GET(self) -> None:
+            requests.append(self.path)
+            super().do_GET()
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    return f"http://127.0.0.1:{server.server_address[1]}", server
+    return f"http://127.0.0.1:{server.server_address[1]}", server, requests
 
 
 def test_fetch_through_from_a_static_cache(tmp_path: Path, keys: dict[str, Path]) -> None:
@@ -119,30 +129,71 @@ def test_fetch_through_from_a_static_cache(tmp_path: Path, keys: dict[str, Path]
     )
     cache = tmp_path / "cache"
     assert nix("copy", "--to", f"file://{cache}?compression=xz", out).returncode == 0
-    url, server = serve_directory(cache)
+    url, server, requests = serve_directory(cache)
+    home = tmp_path / "home"
     try:
 
         def tvix(key: Path, *args: str) -> subprocess.CompletedProcess[str]:
             addr = f"nix+{url}?trusted-public-keys={key.read_text().strip()}"
-            return subprocess.run(
-                [sys.executable, "-m", "pytvix", *args, "--path-info-service-addr", addr],
-                cwd=ROOT,
-                env={**os.environ, "TVIX_STORE_HOME": str(tmp_path / "home")},
-                capture_output=True,
-                text=True,
-                check=False,
-            )
+            return tvix_store(home, *args, "--path-info-service-addr", addr, text=True)
 
         good = tvix(keys["good_public"], "cat", out)
         assert good.returncode == 0, good.stderr
         assert good.stdout == f"upstream {os.getpid()}\n"
+        assert "unsigned narinfos are accepted" not in good.stderr
         info = json.loads(tvix(keys["good_public"], "path-info", out).stdout)[0]
         assert info["narHash"] == path_info("auto", out)["narHash"]
         bad = tvix(keys["bad_public"], "cat", out)
         assert bad.returncode == 1
         assert "no valid signature" in bad.stderr
+        # without keys it works, and warns that anything is accepted
+        unsigned = tvix_store(home, "cat", out, "--path-info-service-addr", f"nix+{url}", text=True)
+        assert unsigned.returncode == 0
+        assert "unsigned narinfos are accepted" in unsigned.stderr
+        # the README's composition: a persistent near cache in front fetches once
+        composition = tmp_path / "store.toml"
+        composition.write_text(
+            FETCH_THROUGH_TOML.format(
+                home=home, url=url, key=keys["good_public"].read_text().strip()
+            )
+        )
+        requests.clear()
+        for _ in range(3):
+            cached = tvix_store(
+                home, "cat", out, "--experimental-store-composition", str(composition), text=True
+            )
+            assert cached.returncode == 0, cached.stderr
+            assert cached.stdout == f"upstream {os.getpid()}\n"
+        assert sum(path.endswith(".narinfo") for path in requests) == 1, requests
+        assert sum("/nar/" in path for path in requests) == 1, requests
     finally:
         server.shutdown()
+
+
+FETCH_THROUGH_TOML = """
+[blobservices.default]
+type = "objectstore"
+object_store_url = "file://{home}/blobs"
+object_store_options = {{}}
+
+[directoryservices.default]
+type = "lmdb"
+path = "{home}/fetched.lmdb"
+
+[pathinfoservices.default]
+type = "cache"
+near = "near"
+far = "upstream"
+
+[pathinfoservices.near]
+type = "lmdb"
+path = "{home}/fetched-pathinfo.lmdb"
+
+[pathinfoservices.upstream]
+type = "nix"
+base_url = "{url}"
+public_keys = ["{key}"]
+"""
 
 
 def test_daemon_serves_the_bridge_too(tmp_path: Path) -> None:

@@ -24,6 +24,7 @@ from pytvix.store.verify import verify_store
 from pytvix.testing.fixtures import DIRECTORY_A, DIRECTORY_B, DIRECTORY_D
 from pytvix.testing.synthetic import write_synthetic_path
 from pytvix.testing.trees import make_tree
+from tests.cli import tvix_store
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -48,18 +49,6 @@ def writer(home: Path, first: int, count: int) -> subprocess.Popen[str]:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-    )
-
-
-def tvix_store(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "pytvix", *args],
-        cwd=ROOT,
-        env={**os.environ, "TVIX_STORE_HOME": str(home)},
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
     )
 
 
@@ -137,7 +126,7 @@ def _chunk_files(home: Path) -> list[Path]:
 def test_verify_detects_corrupt_and_missing_chunks(tmp_path: Path) -> None:
     proc = writer(tmp_path, 0, 4)
     assert proc.wait(timeout=120) == 0
-    ok = tvix_store(tmp_path, "verify")
+    ok = tvix_store(tmp_path, "verify", text=True)
     assert ok.returncode == 0, ok.stdout + ok.stderr
     assert "no problems found" in ok.stdout
     assert "4 closures" in ok.stdout
@@ -146,12 +135,18 @@ def test_verify_detects_corrupt_and_missing_chunks(tmp_path: Path) -> None:
     data = bytearray(victim.read_bytes())
     data[len(data) // 2] ^= 0x55
     victim.write_bytes(bytes(data))
-    bad = tvix_store(tmp_path, "verify")
+    bad = tvix_store(tmp_path, "verify", text=True)
     assert bad.returncode == 1
-    assert "chunk b3:" in bad.stdout
-    assert "corrupt" in bad.stdout
+    problems = [line for line in bad.stdout.splitlines() if line.startswith("PROBLEM:")]
+    assert len(problems) == 1, bad.stdout  # one damaged chunk: one problem, one line
+    assert "chunk b3:" in problems[0]
+    assert "corrupt" in problems[0]
+    assert "1 problem(s) found" in bad.stderr
+    damaged = [line for line in bad.stdout.splitlines() if line.startswith("DAMAGED: /nix/store/")]
+    assert len(damaged) == 1, bad.stdout  # the one store path holding the chunk
+    assert "3 closures" in bad.stdout
     victim.unlink()
-    missing = tvix_store(tmp_path, "verify")
+    missing = tvix_store(tmp_path, "verify", text=True)
     assert missing.returncode == 1
     assert "missing" in missing.stdout
 
@@ -178,7 +173,7 @@ async def test_corrupt_directory_value_detected(tmp_path: Path, open_embedded) -
 
 def test_info_reports_location_and_contents(tmp_path: Path) -> None:
     assert writer(tmp_path, 0, 2).wait(timeout=120) == 0
-    result = tvix_store(tmp_path, "info")
+    result = tvix_store(tmp_path, "info", text=True)
     assert result.returncode == 0, result.stderr
     assert f"store home: {tmp_path}" in result.stdout
     assert "ObjectStoreBlobService" in result.stdout
@@ -233,7 +228,7 @@ def test_read_only_directory_gives_clear_error(small_tmpfs: Path) -> None:
     assert result.returncode != 0
     assert "Read-only file system" in result.stderr
     # reading still works
-    info = tvix_store(small_tmpfs, "info")
+    info = tvix_store(small_tmpfs, "info", text=True)
     assert "path infos: 1" in info.stdout, info.stderr
 
 
@@ -256,7 +251,7 @@ async def test_import_killed_at_random_points(tmp_path: Path, open_embedded) -> 
         services = await open_embedded(home)
         await assert_consistent(services)
         await services.close()
-    done = tvix_store(home, "import", str(tree))
+    done = tvix_store(home, "import", str(tree), text=True)
     assert done.returncode == 0, done.stderr
     expected = subprocess.run(
         ["nix-store", "--add", str(tree)], capture_output=True, text=True, check=True

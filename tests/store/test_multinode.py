@@ -18,9 +18,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.cli import tvix_store
 from tests.fuse.conftest import mounted
-from tests.grpc.daemon import ROOT, daemon, grpc_flags
-from tests.grpc.test_daemon import cli
+from tests.grpc.daemon import ROOT, daemon, service_flags
 from tests.servers import free_port
 from tests.servers.ceph import ACCESS_KEY, REGION, SECRET_KEY, ceph
 from tests.servers.postgres import create_database, drop_database
@@ -118,9 +118,9 @@ def test_two_daemons_share_s3_and_postgresql(
                     *extra,
                 )
             )
-        via = {node: grpc_flags(f"grpc+http://127.0.0.1:{port}") for node, port in ports.items()}
+        via = {node: service_flags(f"grpc+http://127.0.0.1:{port}") for node, port in ports.items()}
 
-        imported = cli("import", *via["a"], str(tree))
+        imported = tvix_store(None, "import", *via["a"], str(tree))
         assert imported.returncode == 0, imported.stderr
         store_path = imported.stdout.decode().strip()
         expected = subprocess.run(
@@ -129,10 +129,10 @@ def test_two_daemons_share_s3_and_postgresql(
         assert store_path == expected.stdout.decode().strip()
 
         # node B sees it at once: path info, NAR, narinfo and the NAR over HTTP
-        info = cli("path-info", *via["b"], store_path)
+        info = tvix_store(None, "path-info", *via["b"], store_path)
         assert info.returncode == 0, info.stderr
         assert store_path.encode() in info.stdout
-        assert cli("dump", *via["b"], store_path).stdout == nix_dump(tree)
+        assert tvix_store(None, "dump", *via["b"], store_path).stdout == nix_dump(tree)
         digest = store_path.removeprefix("/nix/store/")[:32]
         narinfo = http_get(f"http://127.0.0.1:{bridge_port}/{digest}.narinfo").decode()
         assert f"StorePath: {store_path}\n" in narinfo
@@ -152,18 +152,18 @@ def test_two_daemons_share_s3_and_postgresql(
         other = tmp_path / "other"
         other.mkdir()
         (other / "data").write_bytes(os.urandom(1 << 20))
-        second = cli("import", *via["b"], str(other))
+        second = tvix_store(None, "import", *via["b"], str(other))
         assert second.returncode == 0, second.stderr
         second_path = second.stdout.decode().strip()
-        assert cli("dump", *via["a"], second_path).stdout == nix_dump(other)
+        assert tvix_store(None, "dump", *via["a"], second_path).stdout == nix_dump(other)
 
     # blobs live in the shared bucket, B's near cache filled on read, and the shared stores
     # alone verify complete
     listing = ceph().client().list_objects_v2(Bucket=bucket, Prefix="blobs/")
     assert listing["KeyCount"] > 0
     assert any(p.is_file() for p in (tmp_path / "near-b" / "blobs").rglob("*"))
-    verify = cli(
-        "verify", "--experimental-store-composition", str(tmp_path / "a.toml"), home=tmp_path
+    verify = tvix_store(
+        tmp_path, "verify", "--experimental-store-composition", str(tmp_path / "a.toml")
     )
     assert verify.returncode == 0, verify.stdout + verify.stderr
     assert b"2 closures" in verify.stdout

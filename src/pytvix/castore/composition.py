@@ -133,6 +133,11 @@ class ServiceConfig(ABC, Generic[T]):
     async def build(self, instance: str, composition: Composition) -> T:
         """Create the service; referenced instances are obtained from `composition`."""
 
+    def durable(self, composition: Composition) -> bool:
+        """Whether what is written through this instance outlives the process (memory and
+        temporary stores do not; compositions are as durable as where their writes go)."""
+        return True
+
 
 C = TypeVar("C")
 
@@ -328,6 +333,10 @@ class Composition:
             finally:
                 _building.reset(token)
         return typing.cast(T, await asyncio.shield(future))
+
+    def durable(self, kind: ServiceKind[Any], name: str = DEFAULT_INSTANCE) -> bool:
+        """Whether writes through the instance `name` of `kind` outlive the process."""
+        return self._config_for(kind, name).durable(self)
 
     def _config_for(self, kind: ServiceKind[Any], name: str) -> ServiceConfig[Any]:
         config = self._configs.get((kind.section, name))

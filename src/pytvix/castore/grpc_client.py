@@ -22,6 +22,21 @@ CHANNEL_OPTIONS = [
 ]
 
 
+NO_REMOTE_COUNTS = (
+    "not available: the gRPC API has no call that counts (run `tvix-store info` where the "
+    "daemon's store is)"
+)
+
+
+class RemoteDescription:
+    """`describe()` for gRPC clients of services the API cannot count (`tvix-store info`)."""
+
+    url: str
+
+    async def describe(self) -> dict[str, str | int]:
+        return {"url": self.url, "counts": NO_REMOTE_COUNTS}
+
+
 @dataclass(frozen=True)
 class GrpcTarget:
     """Where a gRPC client connects: `target` as grpc understands it."""

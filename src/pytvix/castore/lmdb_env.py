@@ -20,7 +20,7 @@ from typing import Any, Self, TypeVar
 
 import lmdb
 
-from pytvix.castore.composition import ConfigError, ServiceUrl
+from pytvix.castore.composition import Composition, ConfigError, ServiceUrl
 from pytvix.castore.errors import StorageError
 
 T = TypeVar("T")
@@ -191,6 +191,9 @@ class LmdbConfig:
     def from_url(cls, url: ServiceUrl) -> Self:
         path = lmdb_path_from_url(url)
         return cls(is_temporary=path is None, path=None if path is None else str(path))
+
+    def durable(self, composition: Composition) -> bool:
+        return not self.is_temporary and self.path is not None
 
     def acquire_env(self) -> LmdbEnv:
         return LmdbEnv.acquire(lmdb_path_from_table(self.is_temporary, self.path))

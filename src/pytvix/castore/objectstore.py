@@ -70,6 +70,23 @@ DEFAULT_CLIENT = {
 DEFAULT_S3 = {"aws_unsigned_payload": "true"}
 
 
+def _require_http_opt_in(url: str, scheme: str, options: Mapping[str, str]) -> None:
+    """obstore refuses plain-HTTP endpoints unless asked; say so before it fails per request."""
+    endpoint = next(
+        (v for k, v in options.items() if _option_name(k) in ("endpoint", "endpoint_url")), ""
+    )
+    plain = scheme == "http" or endpoint.startswith("http://")
+    allowed = any(
+        _CLIENT_BOOLS.get(k.lower()) == "allow_http" and v.lower() in TRUE_WORDS
+        for k, v in options.items()
+    )
+    if plain and not allowed:
+        raise StorageError(
+            f"{url}: plain HTTP is refused unless allowed: add ?allow_http=true to the URL "
+            "(unencrypted: only for a trusted network or a local test server)"
+        )
+
+
 class ObjectStore:
     """An obstore store plus the URL it came from (for messages)."""
 
@@ -93,6 +110,7 @@ class ObjectStore:
                 self._store = LocalStore(root)
                 self.local = LocalFiles(str(root))
             else:
+                _require_http_opt_in(url, parts.scheme, options)
                 defaults = {**DEFAULT_RETRY, **DEFAULT_CLIENT}
                 if parts.scheme in ("s3", "s3a"):
                     defaults.update(DEFAULT_S3)
@@ -267,6 +285,7 @@ def _take(items: Iterator[tuple[str, int]], n: int) -> list[tuple[str, int]]:
     return list(itertools.islice(items, n))
 
 
+TRUE_WORDS = ("1", "true", "yes")
 _CLIENT_BOOLS = {
     "allow_http": "allow_http",
     "aws_allow_http": "allow_http",
@@ -327,7 +346,7 @@ def _typed_options(options: Mapping[str, str]) -> dict[str, Any]:
     for key, value in options.items():
         lowered = key.lower()
         if lowered in _CLIENT_BOOLS:
-            client[_CLIENT_BOOLS[lowered]] = value.lower() in ("1", "true", "yes")
+            client[_CLIENT_BOOLS[lowered]] = value.lower() in TRUE_WORDS
         elif lowered in _CLIENT_STRINGS:
             client[lowered] = value
         elif lowered == "max_retries":

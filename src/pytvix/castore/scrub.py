@@ -12,20 +12,33 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
+from pytvix.castore.digests import B3Digest
+
 Progress = Callable[[str, int], None]  # (what, bytes or items advanced)
 
 
 @dataclass
 class ScrubReport:
+    """What a scrub found. Each problem is recorded once, however many ways it was reached;
+    blobs found damaged (corrupt or missing data) are remembered so the closure check can name
+    the store paths they break without counting the same damage again."""
+
     checked: Counter[str] = field(default_factory=Counter)
     problems: list[str] = field(default_factory=list)
     unsupported: list[str] = field(default_factory=list)
+    damaged_blobs: set[B3Digest] = field(default_factory=set)
+    affected: list[str] = field(default_factory=list)  # store paths whose closure is damaged
 
     def ok(self, kind: str, n: int = 1) -> None:
         self.checked[kind] += n
 
     def problem(self, message: str) -> None:
-        self.problems.append(message)
+        if message not in self.problems:
+            self.problems.append(message)
+
+    def damaged_blob(self, digest: B3Digest, message: str) -> None:
+        self.damaged_blobs.add(digest)
+        self.problem(message)
 
 
 @runtime_checkable

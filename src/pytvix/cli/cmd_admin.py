@@ -182,6 +182,8 @@ def verify(**options: Any) -> None:
     report = run_async(lambda: with_store(addrs, main))
     for problem in report.problems:
         click.echo(f"PROBLEM: {problem}")
+    for store_path in report.affected:
+        click.echo(f"DAMAGED: {store_path} (its closure holds damaged data)")
     for note in report.unsupported:
         click.echo(f"skipped: {note}", err=True)
     checked = ", ".join(f"{n} {what}" for what, n in sorted(report.checked.items()))

@@ -13,7 +13,14 @@ import click
 from pytvix.castore.ingest.fs import IngestStats
 from pytvix.castore.ingest.walk import IngestError
 from pytvix.cli.app import cli
-from pytvix.cli.common import ServiceAddrs, run_async, service_options, with_store
+from pytvix.cli.common import (
+    ServiceAddrs,
+    error_line,
+    failure_message,
+    run_async,
+    service_options,
+    with_store,
+)
 from pytvix.cli.progress import human_bytes, progress_display
 from pytvix.store.composition import StoreServices
 from pytvix.store.copy import copy_closure, parse_closure
@@ -55,12 +62,13 @@ def import_(paths: tuple[str, ...], **options: Any) -> None:
         for path, result in zip(paths, results, strict=True):
             if isinstance(result, BaseException):
                 failures += 1
-                click.echo(f"error: {path}: {result}", err=True)
+                error_line(failure_message(path, result))
                 continue
             click.echo(result.info.store_path.to_absolute_path())
             if result.stats is not None:
                 totals.merge(result.stats)
-        _summary(len(paths) - failures, totals, time.monotonic() - start)
+        if failures < len(paths):
+            _summary(len(paths) - failures, totals, time.monotonic() - start)
         return failures
 
     if run_async(lambda: with_store(addrs, main)):
@@ -102,7 +110,7 @@ def import_nar_cmd(file: str, name: str | None, **options: Any) -> None:
         try:
             return await import_nar(FileSource(stream), services, name)
         except USER_ERRORS as e:
-            raise click.ClickException(f"{file}: {e}") from e
+            raise click.ClickException(failure_message(file, e)) from e
         finally:
             if stream is not sys.stdin.buffer:
                 stream.close()

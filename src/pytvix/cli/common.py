@@ -48,8 +48,10 @@ def service_options(f: F) -> F:
             envvar="PATH_INFO_SERVICE_ADDR",
             show_envvar=True,
             metavar="URL",
-            help="PathInfo service URL, e.g. lmdb:///srv/store.lmdb, nix+https://cache.nixos.org. "
-            "Default: the embedded store.",
+            help="PathInfo service URL, e.g. lmdb:///srv/store.lmdb, "
+            "nix+https://cache.nixos.org?trusted-public-keys=NAME:KEY (fetch-through: it "
+            "downloads on every lookup; a composition with a `cache` in front keeps what it "
+            "fetched, see the README). Default: the embedded store.",
         ),
         click.option(
             "--experimental-store-composition",
@@ -128,6 +130,19 @@ class ServiceAddrs:
         if self.composition is not None:
             return await open_store_from_toml(Path(self.composition))
         return await open_store_from_urls(*self.urls())
+
+
+def error_line(message: str) -> None:
+    """One error on stderr, styled as click's own errors (which end the command)."""
+    click.echo(f"Error: {message}", err=True)
+
+
+def failure_message(subject: str, e: BaseException) -> str:
+    """`subject: reason` with the subject named once (many errors name their path already)."""
+    if isinstance(e, OSError) and e.strerror:
+        return f"{e.filename or subject}: {e.strerror}"
+    text = str(e) or type(e).__name__
+    return text if subject in text else f"{subject}: {text}"
 
 
 def run_async(main: Callable[[], Coroutine[Any, Any, R]]) -> R:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +19,8 @@ from pytvix.castore.composition import (
 )
 from pytvix.castore.directoryservice import DirectoryService
 from pytvix.store.pathinfoservice import PathInfoService
+
+log = logging.getLogger(__name__)
 
 PATHINFO_SERVICES: ServiceKind[Any] = ServiceKind(
     "pathinfoservices",
@@ -66,11 +69,32 @@ def composition_from_urls(blob: str, directory: str, path_info: str) -> Composit
 
 
 async def build_store(composition: Composition, name: str = DEFAULT_INSTANCE) -> StoreServices:
-    """Build the three `name` instances of a composition."""
+    """Build the three `name` instances of a composition (warning if it would lose data)."""
+    warn_if_records_outlive_data(composition, name)
     blob = await composition.build(BLOB_SERVICES, name)
     directory = await composition.build(DIRECTORY_SERVICES, name)
     path_info = await composition.build(PATHINFO_SERVICES, name)
     return StoreServices(blob, directory, path_info, composition)
+
+
+def warn_if_records_outlive_data(composition: Composition, name: str = DEFAULT_INSTANCE) -> None:
+    """A durable path info service over a blob or directory service that forgets everything
+    when the process ends would keep records of data that is gone: say so."""
+    if not composition.durable(PATHINFO_SERVICES, name):
+        return
+    lost = [
+        kind.label
+        for kind in (BLOB_SERVICES, DIRECTORY_SERVICES)
+        if not composition.durable(kind, name)
+    ]
+    if lost:
+        log.warning(
+            "the path info service keeps its records, but the %s keep%s data in memory only: "
+            "path infos written now will point at data that is gone when this process ends "
+            "(use durable blob and directory services, or a memory:// path info service)",
+            " and ".join(lost),
+            "s" if len(lost) == 1 else "",
+        )
 
 
 async def open_store_from_urls(blob: str, directory: str, path_info: str) -> StoreServices:

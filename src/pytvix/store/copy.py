@@ -3,7 +3,8 @@
 
 Paths already known are skipped; the others are ingested from the local /nix/store, up to
 COPY_PARALLELISM at a time. Unlike upstream, the NAR hash and size given in the JSON are not
-taken on trust: they are computed during ingestion and a mismatch is an error.
+taken on trust: they are computed during ingestion and a mismatch is an error. A `ca` (content
+address) in the JSON is kept, after checking it against the content and the store path.
 """
 
 from __future__ import annotations
@@ -17,9 +18,10 @@ from typing import Any
 
 from pytvix.castore.ingest.fs import ingest_path
 from pytvix.castore.scrub import Progress, no_progress
-from pytvix.nixcompat.nixhash import HashAlgo, NixHash, NixHashError
+from pytvix.nixcompat.nixhash import CAHash, HashAlgo, NixHash, NixHashError, parse_ca
 from pytvix.nixcompat.store_path import StorePath, StorePathError
 from pytvix.store.composition import StoreServices
+from pytvix.store.content_address import ContentAddressError, verify_content_address
 from pytvix.store.import_ import StoreImportError
 from pytvix.store.nar.hashing import NarHasher
 from pytvix.store.path_info import PathInfo
@@ -33,6 +35,7 @@ class ClosureEntry:
     nar_sha256: bytes
     nar_size: int
     references: tuple[StorePath, ...]
+    ca: CAHash | None = None
 
 
 def parse_closure(text: str, source: str) -> list[ClosureEntry]:
@@ -59,6 +62,7 @@ def _entry(item: dict[str, Any]) -> ClosureEntry:
         nar_hash.digest,
         size,
         tuple(StorePath.from_absolute_path(r) for r in item.get("references", [])),
+        parse_ca(item["ca"]) if item.get("ca") else None,
     )
 
 
@@ -97,7 +101,12 @@ async def copy_closure(
                 references=entry.references,
                 nar_size=size,
                 nar_sha256=sha,
+                ca=entry.ca,
             )
+            try:
+                await verify_content_address(info, services.blob, services.directory)
+            except ContentAddressError as e:
+                raise StoreImportError(str(e)) from e
             return await services.path_info.put(info)
 
     results = await asyncio.gather(*(copy_one(e) for e in entries))

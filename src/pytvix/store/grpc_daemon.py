@@ -88,7 +88,7 @@ class StoreServer:
         await server.start()
         for name in ("", *SERVICES):
             await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
-        log.info("listening on %s", address.target if port == 0 else f"{listen} (port {port})")
+        log.info("listening on %s", address.describe(port))
         return cls(server, address, port)
 
     async def stop(self, grace: float = 30.0) -> None:

@@ -40,6 +40,13 @@ class ListenAddress:
             )
         return cls(text, host=host.strip("[]"), port=int(port))
 
+    def describe(self, bound_port: int) -> str:
+        """For logs: the socket path, or host and the port actually bound (for port 0)."""
+        if self.port is None:
+            return f"unix socket {self.unix_path or self.target}"
+        host = f"[{self.host}]" if self.host and ":" in self.host else self.host
+        return f"{host}:{bound_port}"
+
 
 def remove_stale_socket(path: Path) -> None:
     """Remove a socket file nobody listens on any more; refuse to steal a live one."""

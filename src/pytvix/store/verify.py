@@ -56,9 +56,14 @@ class ClosureChecker:
         except (CastoreError, ClosureError) as e:
             self.report.problem(f"{where}: {e}")
             return
-        self.report.ok("closures")
+        if where not in self.report.affected:
+            self.report.ok("closures")
 
     async def _blob(self, where: str, node: FileNode) -> None:
+        if node.digest in self.report.damaged_blobs:
+            if where not in self.report.affected:
+                self.report.affected.append(where)
+            return
         if node.digest in self.present_blobs:
             return
         if not await self.blobs.has(node.digest):

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import os
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Self
@@ -31,6 +31,7 @@ __all__ = [
     "ChunkMeta",
     "put_blob",
     "read_blob",
+    "read_range",
 ]
 
 
@@ -222,6 +223,21 @@ async def put_blob(service: BlobService, data: bytes | bytearray | memoryview) -
         await writer.abort()
         raise
     return await writer.close()
+
+
+async def read_range(
+    reader: BlobReader, start: int, end: int, piece: int = 1 << 20
+) -> AsyncIterator[bytes]:
+    """The bytes [start, end) of a blob in pieces of at most `piece`, by positional reads (a
+    chunked blob's reader fetches only the chunks the range touches); stops early at the
+    blob's end."""
+    position = start
+    while position < end:
+        data = await reader.read_at(position, min(piece, end - position))
+        if not data:
+            return
+        position += len(data)
+        yield data
 
 
 async def read_blob(service: BlobService, digest: B3Digest) -> bytes | None:

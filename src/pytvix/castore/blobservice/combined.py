@@ -97,6 +97,9 @@ class CombinedBlobServiceConfig(ServiceConfig[BlobService]):
             await composition.build(BLOB_SERVICES, self.remote),
         )
 
+    def durable(self, composition: Composition) -> bool:
+        return composition.durable(BLOB_SERVICES, self.local)  # writes go to local only
+
 
 class CacheBlobService(CombinedBlobService):
     """Reads near first (filling it from far chunk by chunk); writes go to far only."""
@@ -117,3 +120,6 @@ class CacheBlobServiceConfig(ServiceConfig[BlobService]):
             await composition.build(BLOB_SERVICES, self.near),
             await composition.build(BLOB_SERVICES, self.far),
         )
+
+    def durable(self, composition: Composition) -> bool:
+        return composition.durable(BLOB_SERVICES, self.far)  # writes go to far

@@ -23,7 +23,7 @@ from pytvix.castore.blobservice.spooled import receive_blob
 from pytvix.castore.composition import Composition, ServiceConfig
 from pytvix.castore.digests import B3Digest
 from pytvix.castore.errors import InvalidDigestLen, StorageError
-from pytvix.castore.grpc_client import GrpcConfig, method, rpc_error
+from pytvix.castore.grpc_client import GrpcConfig, RemoteDescription, method, rpc_error
 from pytvix.castore.grpc_server import blob_chunk_data, encode_blob_chunk
 from pytvix.castore.workers import run
 
@@ -32,7 +32,7 @@ PIECE = 1 << 20
 QUEUE_PIECES = 8
 
 
-class GrpcBlobService(BlobService):
+class GrpcBlobService(RemoteDescription, BlobService):
     def __init__(self, url: str, channel: aio.Channel) -> None:
         self.url = url
         self._channel = channel

@@ -69,3 +69,6 @@ class MemoryBlobServiceConfig(ServiceConfig[BlobService]):
 
     async def build(self, instance: str, composition: Composition) -> BlobService:
         return MemoryBlobService()
+
+    def durable(self, composition: Composition) -> bool:
+        return False

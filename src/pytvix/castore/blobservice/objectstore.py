@@ -324,6 +324,9 @@ class ObjectStoreBlobServiceConfig(ServiceConfig[BlobService]):
             raise ConfigError(f"{url.raw}: avg_chunk_size must be an integer") from None
         return cls(store_url, options, avg_size, parse_bool(url, "fsync", fsync))
 
+    def durable(self, composition: Composition) -> bool:
+        return not self.object_store_url.startswith("memory:")
+
     async def build(self, instance: str, composition: Composition) -> BlobService:
         try:
             return ObjectStoreBlobService(

@@ -33,12 +33,13 @@ class BlobScrubber:
         self.report = report
         self.progress = progress
         self.verified: set[B3Digest] = set()
+        self.unusable: dict[B3Digest, str] = {}  # chunk -> why (reported once)
 
     def run(self) -> None:
         chunks = set(self._digests(CHUNKS_PREFIX))
         for digest in self._digests(BLOBS_PREFIX):
             self.blob(digest)
-        for digest in sorted(chunks - self.verified):
+        for digest in sorted(chunks - self.verified - self.unusable.keys()):
             self.chunk(digest, None)
 
     def _digests(self, prefix: str) -> list[B3Digest]:
@@ -52,14 +53,22 @@ class BlobScrubber:
         return out
 
     def chunk(self, digest: B3Digest, size: int | None) -> bytes | None:
+        """The chunk's verified bytes; None (and the reason in `unusable`) if it has none.
+        Unreferenced chunks are reported here; those of a blob by `blob`, as the blob's."""
+        if digest in self.unusable:
+            return None
         try:
             data = self.read_chunk(digest, size)
         except StorageError as e:
-            self.report.problem(str(e))
+            self.unusable[digest] = str(e)
+        else:
+            if data is None:
+                self.unusable[digest] = f"chunk {digest} is missing from {self.store.url}"
+        if digest in self.unusable:
+            if size is None:
+                self.report.problem(self.unusable[digest])
             return None
-        if data is None:
-            self.report.problem(f"chunk {digest} is missing from {self.store.url}")
-            return None
+        assert data is not None
         if digest not in self.verified:
             self.verified.add(digest)
             self.report.ok("chunks")
@@ -76,16 +85,22 @@ class BlobScrubber:
         if not chunks:
             if self.chunk(digest, None) is not None:
                 self.report.ok("blobs")
+            elif digest in self.unusable:
+                self.report.damaged_blob(digest, self.unusable[digest])
             return
         hasher = blake3.blake3()
         for meta in chunks:
             data = self.chunk(meta.digest, meta.size)
             if data is None:
-                self.report.problem(f"blob {digest} is incomplete: chunk {meta.digest} unusable")
+                self.report.damaged_blob(
+                    digest, f"blob {digest} is damaged: {self.unusable[meta.digest]}"
+                )
                 return
             hasher.update(data)
         if hasher.digest() != digest:
-            self.report.problem(f"blob {digest}: its chunks hash to {B3Digest(hasher.digest())}")
+            self.report.damaged_blob(
+                digest, f"blob {digest}: its chunks hash to {B3Digest(hasher.digest())}"
+            )
         else:
             self.report.ok("blobs")
 

@@ -97,3 +97,6 @@ class CacheDirectoryServiceConfig(ServiceConfig[DirectoryService]):
             await composition.build(DIRECTORY_SERVICES, self.near),
             await composition.build(DIRECTORY_SERVICES, self.far),
         )
+
+    def durable(self, composition: Composition) -> bool:
+        return composition.durable(DIRECTORY_SERVICES, self.far)  # writes go to far first

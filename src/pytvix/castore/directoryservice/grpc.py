@@ -24,13 +24,13 @@ from pytvix.castore.directoryservice.graph import (
     RootToLeavesValidator,
 )
 from pytvix.castore.errors import DirectoryError, InvalidDigestLen, StorageError
-from pytvix.castore.grpc_client import GrpcConfig, method, rpc_error
+from pytvix.castore.grpc_client import GrpcConfig, RemoteDescription, method, rpc_error
 from pytvix.castore.proto import decode_expected_directory
 
 SERVICE = "/tvix.castore.v1.DirectoryService/"
 
 
-class GrpcDirectoryService(DirectoryService):
+class GrpcDirectoryService(RemoteDescription, DirectoryService):
     def __init__(self, url: str, channel: aio.Channel) -> None:
         self.url = url
         self._channel = channel

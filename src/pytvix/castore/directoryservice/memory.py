@@ -36,3 +36,6 @@ class MemoryDirectoryServiceConfig(ServiceConfig[DirectoryService]):
 
     async def build(self, instance: str, composition: Composition) -> DirectoryService:
         return MemoryDirectoryService()
+
+    def durable(self, composition: Composition) -> bool:
+        return False

@@ -175,6 +175,9 @@ class ObjectStoreDirectoryServiceConfig(ServiceConfig[DirectoryService]):
         store_url, options = object_store_url(url)
         return cls(store_url, options)
 
+    def durable(self, composition: Composition) -> bool:
+        return not self.object_store_url.startswith("memory:")
+
     async def build(self, instance: str, composition: Composition) -> DirectoryService:
         try:
             return ObjectStoreDirectoryService(

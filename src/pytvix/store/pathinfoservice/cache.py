@@ -58,3 +58,6 @@ class CachePathInfoServiceConfig(ServiceConfig[PathInfoService]):
             await composition.build(PATHINFO_SERVICES, self.near),
             await composition.build(PATHINFO_SERVICES, self.far),
         )
+
+    def durable(self, composition: Composition) -> bool:
+        return composition.durable(PATHINFO_SERVICES, self.far)  # writes go to far first

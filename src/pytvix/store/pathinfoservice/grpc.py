@@ -3,6 +3,7 @@ NAR calculation is delegated to the server, where the data is."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -19,6 +20,7 @@ from pytvix.store.pathinfoservice import NarCalculationService, PathInfoService
 from pytvix.store.proto import decode_path_info, path_info_to_proto, rpc_pb
 
 SERVICE = "/tvix.store.v1.PathInfoService/"
+COUNT_SECONDS = 10.0  # `tvix-store info` counts path infos by listing them, for so long
 
 
 class GrpcPathInfoService(PathInfoService, NarCalculationService):
@@ -72,6 +74,16 @@ class GrpcPathInfoService(PathInfoService, NarCalculationService):
                 yield self._decode(data)
         except aio.AioRpcError as e:
             raise rpc_error(self.url, e) from e
+
+    async def describe(self) -> dict[str, str | int]:
+        """The URL and the number of path infos the server lists within COUNT_SECONDS."""
+        count = 0
+        deadline = time.monotonic() + COUNT_SECONDS
+        async for _ in self.list():
+            count += 1
+            if time.monotonic() > deadline:
+                return {"url": self.url, "path infos": f"more than {count} (stopped counting)"}
+        return {"url": self.url, "path infos": count}
 
     def nar_calculation_service(self) -> NarCalculationService:
         return self

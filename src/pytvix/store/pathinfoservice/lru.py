@@ -46,3 +46,6 @@ class LruPathInfoServiceConfig(ServiceConfig[PathInfoService]):
 
     async def build(self, instance: str, composition: Composition) -> PathInfoService:
         return LruPathInfoService(self.capacity)
+
+    def durable(self, composition: Composition) -> bool:
+        return False

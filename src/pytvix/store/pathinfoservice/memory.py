@@ -37,3 +37,6 @@ class MemoryPathInfoServiceConfig(ServiceConfig[PathInfoService]):
 
     async def build(self, instance: str, composition: Composition) -> PathInfoService:
         return MemoryPathInfoService()
+
+    def durable(self, composition: Composition) -> bool:
+        return False

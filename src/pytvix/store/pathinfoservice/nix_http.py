@@ -4,11 +4,16 @@ A lookup fetches `<base>/<hash>.narinfo` (404/403: not found), checks a signatur
 the trusted keys if any are configured, downloads the NAR it points to, decompresses it (none,
 xz, bzip2, gzip, zstd), ingests it into the configured blob and directory services and only
 returns a PathInfo if the NAR's size and sha256 (and the file's, when given) match. Read-only.
+
+It keeps nothing itself: every lookup downloads again. Put a `cache` path info service with a
+persistent near store in front of it (README, "Fetch-through from a Nix binary cache") so a
+path is fetched once.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import ClassVar
@@ -35,6 +40,8 @@ from pytvix.store.nar.errors import NarError
 from pytvix.store.nar.ingest import ingest_nar
 from pytvix.store.path_info import PathInfo
 from pytvix.store.pathinfoservice import PathInfoService
+
+log = logging.getLogger(__name__)
 
 TIMEOUT = aiohttp.ClientTimeout(total=None, connect=30, sock_read=300)
 MAX_NARINFO = 2 << 20
@@ -149,11 +156,21 @@ class NixHttpPathInfoServiceConfig(ServiceConfig[PathInfoService]):
             keys,
         )
 
+    def durable(self, composition: Composition) -> bool:
+        return False  # read-only: it keeps nothing
+
     async def build(self, instance: str, composition: Composition) -> PathInfoService:
         try:
             keys = tuple(VerifyingKey.parse(k) for k in self.public_keys)
         except InvalidKey as e:
             raise ConfigError(f"path info service {instance!r}: bad public key: {e}") from e
+        if not keys:
+            log.warning(
+                "%s: no trusted-public-keys given, so unsigned narinfos are accepted "
+                "(anyone who can change the cache's answers can change what you get); "
+                "add ?trusted-public-keys=NAME:KEY",
+                self.base_url,
+            )
         return NixHttpPathInfoService(
             self.base_url,
             await composition.build(BLOB_SERVICES, self.blob_service),

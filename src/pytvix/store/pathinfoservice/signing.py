@@ -71,3 +71,6 @@ class SigningPathInfoServiceConfig(ServiceConfig[PathInfoService]):
     async def build(self, instance: str, composition: Composition) -> PathInfoService:
         key = load_signing_key(self.keyfile)
         return SigningPathInfoService(await composition.build(PATHINFO_SERVICES, self.inner), key)
+
+    def durable(self, composition: Composition) -> bool:
+        return composition.durable(PATHINFO_SERVICES, self.inner)
