@@ -14,18 +14,21 @@ import random
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 from bench.common import (
+    DATA,
     ROOT,
     RUNS,
     Report,
     Row,
+    alternating,
     drop_caches,
-    random_file,
+    random_1g,
     remove_at_exit,
     run_cmd,
+    same_start,
     scratch_dir,
+    size_label,
     sync,
     timed,
 )
@@ -38,9 +41,6 @@ from pytvix.nixcompat.store_path import StorePath
 from pytvix.store.composition import open_store_from_urls
 from pytvix.store.defaults import embedded_urls
 from pytvix.store.path_info import PathInfo
-
-GIB = 1 << 30
-DATA = Path("/var/tmp/pytvix-bench-data")
 
 
 def blob_io(*args: str) -> list[str]:
@@ -56,9 +56,9 @@ def blob_io(*args: str) -> list[str]:
 
 def bench_blob_write_read() -> None:
     DATA.mkdir(parents=True, exist_ok=True)
-    src = random_file(DATA / "random-1g.bin", GIB)
+    src = random_1g()
     scratch = scratch_dir("blob")
-    report = Report("blob write and read, 1 GiB", "cp / cat")
+    report = Report(f"blob write and read, {size_label(src.stat().st_size)}", "cp / cat")
     w_cache = report.add(Row("write, before sync", unit="MB/s", higher_is_better=True))
     w_disk = report.add(
         Row("write + sync (on disk)", unit="MB/s", higher_is_better=True, target=">= 0.5")
@@ -81,49 +81,49 @@ def bench_blob_write_read() -> None:
     r_cold = report.add(
         Row("read, fresh process, cache dropped", unit="MB/s", higher_is_better=True)
     )
-    mb = GIB / 1e6
+    mb = src.stat().st_size / 1e6
     digest = ""
 
     # Every run writes to fresh paths and nothing is deleted until the end: ext4 skips inodes
     # freed in the last ~30 s when allocating (recently_deleted() scans past them, about
     # 0.5 ms per create here), so writing 4k chunk files right after deleting the previous
     # run's 4k would measure that, not the store.
-    # Each writer starts from the same state: page cache dropped, source file cached. On this
-    # VM, page cache pages that were freed a moment ago are several times cheaper to fill
-    # than long-free ones (the host backs guest memory lazily), so without this the writer
-    # that happens to run right after a large free wins.
-    def same_start() -> None:
-        drop_caches()
+    # Each writer starts from the same state: page cache dropped, source file cached.
+    def read_src() -> None:
         run_cmd(["cat", str(src)], stdout=subprocess.DEVNULL)
-        sync()
+
+    def write_cp(i: int) -> float:
+        return run_cmd(["cp", str(src), str(scratch / f"copy-{i}.bin")])
+
+    def write_ours(i: int) -> float:
+        nonlocal digest
+        seconds, digest = blob_io("write", f"objectstore+file://{scratch}/blobs-{i}", str(src))
+        return float(seconds)
+
+    def read_ours(i: int) -> float:
+        return float(blob_io("read", f"objectstore+file://{scratch}/blobs-{i}", digest)[0])
+
+    def read_cat(i: int) -> float:
+        return run_cmd(["cat", str(src)], stdout=subprocess.DEVNULL)
 
     for i in range(RUNS):
-        dst = scratch / f"copy-{i}.bin"
-        same_start()
-        t = run_cmd(["cp", str(src), str(dst)])
-        t_sync = timed(sync)
-        w_cache.peer.append(mb / t)
-        w_disk.peer.append(mb / (t + t_sync))
-        store = scratch / f"blobs-{i}"
-        same_start()
-        seconds, digest = blob_io("write", f"objectstore+file://{store}", str(src))
-        t_sync = timed(sync)
-        w_cache.ours.append(mb / float(seconds))
-        w_disk.ours.append(mb / (float(seconds) + t_sync))
-        same_start()
+        for side, write in alternating(i, [("peer", write_cp), ("ours", write_ours)]):
+            same_start(read_src)
+            t = write(i)
+            t_sync = timed(sync)
+            getattr(w_cache, side).append(mb / t)
+            getattr(w_disk, side).append(mb / (t + t_sync))
+        same_start(read_src)
         seconds = blob_io("files", str(scratch / f"files-{i}"), str(src))[0]
         w_floor.ours.append(mb / (float(seconds) + timed(sync)))
         w_floor.peer.append(w_disk.peer[-1])
-        # reads: the blob just written is in the page cache
-        blob_io("read", f"objectstore+file://{store}", digest)
-        r_warm.ours.append(mb / float(blob_io("read", f"objectstore+file://{store}", digest)[0]))
-        r_warm.peer.append(mb / run_cmd(["cat", str(src)], stdout=subprocess.DEVNULL))
+        read_ours(i)  # the blob just written, into the page cache
+        for side, read in alternating(i, [("ours", read_ours), ("peer", read_cat)]):
+            getattr(r_warm, side).append(mb / read(i))
         if drop_caches():
-            r_cold.ours.append(
-                mb / float(blob_io("read", f"objectstore+file://{store}", digest)[0])
-            )
-            drop_caches()
-            r_cold.peer.append(mb / run_cmd(["cat", str(src)], stdout=subprocess.DEVNULL))
+            for side, read in alternating(i, [("ours", read_ours), ("peer", read_cat)]):
+                drop_caches()
+                getattr(r_cold, side).append(mb / read(i))
     report.print()
     remove_at_exit(scratch)
 
