@@ -21,7 +21,8 @@ class OutboardHasher:
     """Streaming BLAKE3 hasher that also builds the pre-order outboard.
 
     Memory is 64 bytes per 16 KiB of input. Not safe to share between threads.
-    ``max_threads`` > 1 or ``AUTO`` hashes large updates on a thread pool.
+    ``max_threads`` > 1 or ``AUTO`` hashes large updates on a rayon thread pool, which
+    does not survive ``fork()``: don't use threads in a child forked after using them.
     """
 
     def __init__(self, *, max_threads: int = 1) -> None: ...
