@@ -60,7 +60,8 @@ async def grpc_server(tmp: Path, blob: str = "memory://") -> AsyncIterator[str]:
 
     services = await open_store_from_urls(blob, "memory://", "memory://")
     socket = tmp / "grpc.sock"
-    server = await StoreServer.start(services, str(socket))
+    # the path info contract puts path infos whose roots were never uploaded
+    server = await StoreServer.start(services, str(socket), check_roots=False)
     try:
         yield f"grpc+unix://{socket}"
     finally:

@@ -4,6 +4,7 @@ VECTORS.md), no pytvix client or generated stubs involved."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -89,15 +90,22 @@ def ld(number: int, payload: bytes) -> bytes:
     return bytes([number << 3 | 2, len(payload)]) + payload
 
 
-@pytest.fixture
-async def channel(tmp_path: Path) -> AsyncIterator[aio.Channel]:
+@asynccontextmanager
+async def serving(socket: Path, *, check_roots: bool = True) -> AsyncIterator[aio.Channel]:
+    """A daemon over memory services on `socket`, and a channel to it."""
     services = await open_store_from_urls("memory://", "memory://", "memory://")
-    server = await StoreServer.start(services, str(tmp_path / "s.sock"))
-    ch = aio.insecure_channel(f"unix:{tmp_path / 's.sock'}")
+    server = await StoreServer.start(services, str(socket), check_roots=check_roots)
+    ch = aio.insecure_channel(f"unix:{socket}")
     yield ch
     await ch.close()
     await server.stop(1)
     await services.close()
+
+
+@pytest.fixture
+async def channel(tmp_path: Path) -> AsyncIterator[aio.Channel]:
+    async with serving(tmp_path / "s.sock") as ch:
+        yield ch
 
 
 def raw(channel: aio.Channel, path: str, kind: str) -> Any:
@@ -183,7 +191,7 @@ async def test_invalid_digest_lengths(channel: aio.Channel) -> None:
     assert e5.value.details() == "invalid by_what"
 
 
-async def test_path_info_put_get_list_raw(channel: aio.Channel) -> None:
+async def test_path_info_put_get_list_raw(channel: aio.Channel, tmp_path: Path) -> None:
     path_info = bytes.fromhex(
         "0a4c0a4a0a2630303030303030303030303030303030303030303030303030303030303030302d64756d6d79"
         "12200000000000000000000000000000000000000000000000000000000000000000"
@@ -192,6 +200,16 @@ async def test_path_info_put_get_list_raw(channel: aio.Channel) -> None:
         "222630303030303030303030303030303030303030303030303030303030303030302d64756d6d79"
         "322212200000000000000000000000000000000000000000000000000000000000000000"
     )
+    # the daemon refuses a path info whose root it does not hold
+    with pytest.raises(aio.AioRpcError) as rootless:
+        await raw(channel, "/tvix.store.v1.PathInfoService/Put", "unary_unary")(path_info)
+    assert rootless.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert "is not in the store" in (rootless.value.details() or "")
+    async with serving(tmp_path / "unchecked.sock", check_roots=False) as unchecked:
+        await path_info_wire_format(unchecked, path_info)
+
+
+async def path_info_wire_format(channel: aio.Channel, path_info: bytes) -> None:
     put = raw(channel, "/tvix.store.v1.PathInfoService/Put", "unary_unary")
     assert await put(path_info) == path_info
     get = raw(channel, "/tvix.store.v1.PathInfoService/Get", "unary_unary")

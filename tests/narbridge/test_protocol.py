@@ -19,9 +19,13 @@ from pytvix.castore.directoryservice import put_closure
 from pytvix.narbridge.app import BridgeConfig, NarBridge
 from pytvix.nixcompat import nixbase32
 from pytvix.nixcompat.narinfo import parse_narinfo
+from pytvix.nixcompat.nixhash import CANar, HashAlgo, NixHash, render_ca
 from pytvix.nixcompat.signing import SigningKey
+from pytvix.nixcompat.store_path import StorePath, build_ca_path
 from pytvix.store.composition import StoreServices, open_store_from_urls
+from pytvix.store.nar.tokens import TOK_NAR, TOK_PAR, TOK_REG, U64
 from pytvix.store.narinfo import nar_url
+from pytvix.store.path_info import PathInfo
 from pytvix.testing import fixtures as fx
 
 TOKEN = "s3cret"
@@ -56,7 +60,15 @@ async def test_narinfo_get_head_and_signature(
 ) -> None:
     signing = vectors["signing"]  # type: ignore[index]
     key = SigningKey.parse(signing["secret_key"])
-    await services.path_info.put(fx.PATH_INFO)
+    await services.path_info.put(fx.PATH_INFO)  # its NAR hash is made up, its data absent
+    hello = PathInfo(
+        StorePath(bytes([1] * 20), "hello"),
+        fx.CASTORE_NODE_HELLOWORLD,
+        nar_size=len(fx.NAR_CONTENTS_HELLOWORLD),
+        nar_sha256=hashlib.sha256(fx.NAR_CONTENTS_HELLOWORLD).digest(),
+    )
+    await put_blob(services.blob, fx.HELLOWORLD_BLOB_CONTENTS)
+    await services.path_info.put(hello)
     client = await client_for(services, signing_key=key)
     try:
         name = f"{nixbase32.encode(bytes(20))}.narinfo"
@@ -65,7 +77,12 @@ async def test_narinfo_get_head_and_signature(
         assert response.headers["Content-Type"].startswith("text/x-nix-narinfo")
         text = await response.text()
         assert text.startswith("StorePath: /nix/store/00000000000000000000000000000000-dummy\n")
-        assert f"Sig: {signing['signature']}\n" in text
+        # the bridge signs only NAR hashes it checked: this one it cannot
+        assert "Sig:" not in text
+        signed = parse_narinfo(
+            await (await client.get(f"/{nixbase32.encode(hello.store_path.digest)}.narinfo")).text()
+        )
+        assert signed.verify([key.verifying_key()])
         head = await client.head(f"/{name}")
         assert head.status == 200
         assert await head.read() == b""
@@ -73,6 +90,18 @@ async def test_narinfo_get_head_and_signature(
             assert (await client.get(missing)).status == 404
     finally:
         await client.close()
+
+
+async def test_narinfo_signature_matches_the_vector(
+    services: StoreServices, vectors: dict[str, object]
+) -> None:
+    """Signing itself is Nix's: with the NAR hash checked, the signature is the vector's."""
+    signing = vectors["signing"]  # type: ignore[index]
+    key = SigningKey.parse(signing["secret_key"])
+    await services.path_info.put(fx.PATH_INFO)
+    bridge = NarBridge(services, BridgeConfig(signing_key=key))
+    text = bridge.render(fx.PATH_INFO, sign=True)
+    assert f"Sig: {signing['signature']}\n" in text
 
 
 async def test_nar_get_head_and_ranges(services: StoreServices, vectors: dict[str, object]) -> None:
@@ -103,7 +132,13 @@ async def test_nar_get_head_and_ranges(services: StoreServices, vectors: dict[st
         assert await suffix.read() == nar[-10:]
         assert (await client.get(url, headers={"Range": f"bytes={len(nar)}-"})).status == 416
         wrong_size = url.replace(f"narsize={len(nar)}", "narsize=5")
-        assert (await client.get(wrong_size, headers={"Range": "bytes=0-3"})).status == 400
+        # a narsize that is not the NAR's is a 404, ranged or not, too small or too large
+        assert (await client.get(wrong_size, headers={"Range": "bytes=0-3"})).status == 404
+        for claimed in (len(nar) - 1, len(nar) + 1, 5):
+            other = url.replace(f"narsize={len(nar)}", f"narsize={claimed}")
+            assert (await client.get(other)).status == 404
+            assert (await client.head(other)).status == 404
+            assert (await client.get(other.replace("?narsize", ".zst?narsize"))).status == 404
         zst = url.replace("?narsize", ".zst?narsize")
         compressed = await client.get(zst)
         assert (
@@ -190,3 +225,143 @@ async def test_uploads(services: StoreServices) -> None:
         assert garbage.status == 400
     finally:
         await client.close()
+
+
+def upload_names(nar: bytes) -> tuple[str, str]:
+    """(NAR upload URL, narinfo upload URL) for `nar` as the dummy store path."""
+    return f"/nar/{nixbase32.encode(hashlib.sha256(nar).digest())}.nar", f"/{'0' * 32}.narinfo"
+
+
+async def test_uploads_need_a_token_or_an_explicit_opt_in(services: StoreServices) -> None:
+    nar = fx.NAR_CONTENTS_HELLOWORLD
+    nar_url_, _ = upload_names(nar)
+    closed = await client_for(services)
+    try:
+        refused = await closed.put(nar_url_, data=nar)
+        assert refused.status == 403
+        assert "--upload-token-file" in await refused.text()
+        assert (await closed.get("/nix-cache-info")).status == 200  # reads stay public
+    finally:
+        await closed.close()
+    anonymous = await client_for(services, allow_anonymous_uploads=True)
+    try:
+        assert (await anonymous.put(nar_url_, data=nar)).status == 200
+    finally:
+        await anonymous.close()
+    tokened = await client_for(services, upload_token=TOKEN)
+    try:
+        basic = base64.b64encode(f"anyone:{TOKEN}".encode()).decode()
+        wrong = base64.b64encode(b"anyone:nope").decode()
+        assert (await tokened.put(nar_url_, data=nar)).status == 401
+        for header, status in (
+            (f"Basic {basic}", 200),
+            (f"Bearer {TOKEN}", 200),
+            (f"Basic {wrong}", 401),
+            ("Basic !!!", 401),
+            (f"Token {TOKEN}", 401),
+        ):
+            response = await tokened.put(nar_url_, data=nar, headers={"Authorization": header})
+            assert response.status == status, header
+    finally:
+        await tokened.close()
+
+
+async def test_an_existing_path_is_never_replaced(services: StoreServices) -> None:
+    """The poisoning seen: a second NAR and narinfo PUT for a stored path must not replace
+    it (409), while the same upload again is fine."""
+    client = await client_for(services, allow_anonymous_uploads=True)
+    first, other = fx.NAR_CONTENTS_HELLOWORLD, fx.NAR_CONTENTS_SYMLINK
+    try:
+        for nar in (first, other):
+            assert (await client.put(upload_names(nar)[0], data=nar)).status == 200
+        _, narinfo_url = upload_names(first)
+        original = narinfo_text(first, "nar/x.nar")
+        assert (await client.put(narinfo_url, data=original)).status == 200
+        assert (await client.put(narinfo_url, data=original)).status == 200  # same again
+        replaced = await client.put(narinfo_url, data=narinfo_text(other, "nar/y.nar"))
+        assert replaced.status == 409
+        assert "never replaced" in await replaced.text()
+        # nor may its metadata change (references select what Nix fetches with it)
+        referring = narinfo_text(first, "nar/x.nar", References=f"{'1' * 32}-other")
+        assert (await client.put(narinfo_url, data=referring)).status == 409
+        info = await services.path_info.get(bytes(20))
+        assert info is not None
+        assert info.node == fx.CASTORE_NODE_HELLOWORLD
+        assert info.references == ()
+    finally:
+        await client.close()
+
+
+async def test_content_addressed_uploads_are_checked(services: StoreServices) -> None:
+    nar = fx.NAR_CONTENTS_HELLOWORLD
+    sha = hashlib.sha256(nar).digest()
+    ca = CANar(NixHash(HashAlgo.SHA256, sha))
+    good_path = build_ca_path("hello", ca)
+    client = await client_for(services, allow_anonymous_uploads=True)
+    try:
+        assert (await client.put(upload_names(nar)[0], data=nar)).status == 200
+        # a CA line that is not the content's, or a path that is not the CA's: refused
+        wrong_ca = f"fixed:r:sha256:{nixbase32.encode(hashlib.sha256(b'x').digest())}"
+        for path, ca_text in (
+            (good_path, wrong_ca),
+            (StorePath(bytes([2] * 20), "hello"), render_ca(ca)),
+        ):
+            text = narinfo_text(nar, "nar/x.nar", StorePath=path.to_absolute_path(), CA=ca_text)
+            name = f"/{nixbase32.encode(path.digest)}.narinfo"
+            refused = await client.put(name, data=text)
+            assert refused.status == 400, await refused.text()
+            assert await services.path_info.get(path.digest) is None
+        text = narinfo_text(
+            nar, "nar/x.nar", StorePath=good_path.to_absolute_path(), CA=render_ca(ca)
+        )
+        stored = await client.put(f"/{nixbase32.encode(good_path.digest)}.narinfo", data=text)
+        assert stored.status == 200, await stored.text()
+    finally:
+        await client.close()
+
+
+async def test_uploaded_signatures_are_kept_only_if_trusted(services: StoreServices) -> None:
+    trusted, stranger = SigningKey.generate("trusted-1"), SigningKey.generate("stranger-1")
+    nar = fx.NAR_CONTENTS_HELLOWORLD
+    client = await client_for(
+        services, allow_anonymous_uploads=True, trusted_keys=(trusted.verifying_key(),)
+    )
+    try:
+        assert (await client.put(upload_names(nar)[0], data=nar)).status == 200
+        unsigned = parse_narinfo(narinfo_text(nar, "nar/x.nar"))
+        fingerprint = unsigned.fingerprint()
+        sigs = [trusted.sign(fingerprint), stranger.sign(fingerprint), trusted.sign(b"other")]
+        text = narinfo_text(nar, "nar/x.nar") + "".join(f"Sig: {s}\n" for s in sigs)
+        assert (await client.put(upload_names(nar)[1], data=text)).status == 200
+        info = await services.path_info.get(bytes(20))
+        assert info is not None
+        assert info.signatures == (sigs[0],)
+    finally:
+        await client.close()
+
+
+async def test_decompression_bombs_stop_at_the_size_cap(services: StoreServices) -> None:
+    """16 KiB of zstd that expands to a 512 MiB NAR: refused past the cap, in bounded time;
+    the same within a larger cap is ingested (all zeros: dedup keeps it small)."""
+    size = 512 << 20
+    header = TOK_NAR + TOK_REG + U64.pack(size)
+    stream = zstandard.ZstdCompressor(level=19).compressobj()
+    bomb = stream.compress(header)
+    zeros = bytes(1 << 20)
+    for _ in range(size >> 20):
+        bomb += stream.compress(zeros)
+    bomb += stream.compress(b"\0" * (-size % 8) + TOK_PAR) + stream.flush()
+    assert len(bomb) < 64 << 10
+    name = f"/nar/{nixbase32.encode(hashlib.sha256(bomb).digest())}.nar.zst"
+    small = await client_for(services, allow_anonymous_uploads=True, max_nar_size=64 << 20)
+    try:
+        refused = await small.put(name, data=bomb)
+        assert refused.status == 413
+    finally:
+        await small.close()
+    roomy = await client_for(services, allow_anonymous_uploads=True)
+    try:
+        accepted = await roomy.put(name, data=bomb)
+        assert accepted.status == 200, await accepted.text()
+    finally:
+        await roomy.close()

@@ -2,20 +2,23 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
-import sys
 import threading
+import urllib.error
+import urllib.request
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from pytvix.nixcompat import nixbase32
 from tests.cli import tvix_store
-from tests.grpc.daemon import daemon
-from tests.narbridge.conftest import ROOT, bridge, build, nix
+from tests.grpc.daemon import daemon, service_flags
+from tests.narbridge.conftest import bridge, build, nix
 from tests.servers import free_port
 
 pytestmark = pytest.mark.compat
@@ -28,15 +31,32 @@ def path_info(store: str, path: str) -> dict[str, object]:
     return json.loads(out.stdout)[0]  # type: ignore[no-any-return]
 
 
+@pytest.fixture
+def token(tmp_path: Path) -> tuple[list[str], list[str]]:
+    """(nar-bridge flags requiring an upload token, nix options sending it via netrc)."""
+    secret = f"token-{os.getpid()}"
+    (tmp_path / "token").write_text(secret + "\n")
+    (tmp_path / "netrc").write_text(f"machine 127.0.0.1 login nix password {secret}\n")
+    return ["--upload-token-file", str(tmp_path / "token")], [
+        "--option",
+        "netrc-file",
+        str(tmp_path / "netrc"),
+    ]
+
+
 @pytest.mark.parametrize("compression", ["xz", "none"])
 def test_copy_to_and_from_with_signatures(
-    tmp_path: Path, keys: dict[str, Path], compression: str
+    tmp_path: Path, keys: dict[str, Path], compression: str, token: tuple[list[str], list[str]]
 ) -> None:
+    """`nix copy --to` authenticates with the token from a netrc file (HTTP Basic)."""
     out = build(f"to-bridge-{compression}", f"hello {compression} {os.getpid()}")
     local = path_info("auto", out)
     home = tmp_path / "home"
-    with bridge(home, "--signing-key-file", str(keys["good_secret"])) as url:
-        copied = nix("copy", "--to", f"{url}?compression={compression}", out)
+    flags, netrc = token
+    with bridge(home, "--signing-key-file", str(keys["good_secret"]), *flags) as url:
+        refused = nix("copy", "--to", f"{url}?compression={compression}", out, check=False)
+        assert refused.returncode != 0  # no credentials
+        copied = nix("copy", "--to", f"{url}?compression={compression}", out, *netrc)
         assert copied.returncode == 0, copied.stderr
     # a fresh port: Nix caches narinfos per cache URL
     with bridge(home, "--signing-key-file", str(keys["good_secret"])) as url:
@@ -84,7 +104,7 @@ def test_copy_to_and_from_with_signatures(
 def test_zstd_serving(tmp_path: Path, keys: dict[str, Path]) -> None:
     out = build("zstd-served", f"zstd {os.getpid()}")
     home = tmp_path / "home"
-    with bridge(home) as url:
+    with bridge(home, "--allow-anonymous-uploads") as url:
         assert nix("copy", "--to", url, out).returncode == 0
     with bridge(
         home, "--compression", "zstd", "--signing-key-file", str(keys["good_secret"])
@@ -200,24 +220,78 @@ def test_daemon_serves_the_bridge_too(tmp_path: Path) -> None:
     out = build("daemon-bridge", f"both {os.getpid()}")
     port = free_port()
     with daemon(
-        tmp_path / "home", str(tmp_path / "d.sock"), "--nar-bridge-listen", f"127.0.0.1:{port}"
+        tmp_path / "home",
+        str(tmp_path / "d.sock"),
+        "--nar-bridge-listen",
+        f"127.0.0.1:{port}",
+        "--allow-anonymous-uploads",
     ):
         assert nix("copy", "--to", f"http://127.0.0.1:{port}", out).returncode == 0
-        listed = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "pytvix",
-                "path-info",
-                out,
-                *[
-                    f"--{k}-service-addr=grpc+unix://{tmp_path / 'd.sock'}"
-                    for k in ("blob", "directory", "path-info")
-                ],
-            ],
-            cwd=ROOT,
-            capture_output=True,
+        listed = tvix_store(
+            None,
+            "path-info",
+            out,
+            *service_flags(f"grpc+unix://{tmp_path / 'd.sock'}"),
             text=True,
             check=True,
         )
         assert json.loads(listed.stdout)[0]["path"] == out
+
+
+def test_a_cached_path_cannot_be_poisoned(
+    tmp_path: Path, keys: dict[str, Path], token: tuple[list[str], list[str]]
+) -> None:
+    """As seen before: `nix copy --to` a content-addressed path, then PUT another NAR and a
+    narinfo for the same store path without its CA line. Now the second PUT is a 409, and a
+    machine with require-sigs gets the original tree under a valid signature."""
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    (tree / "file").write_text(f"original {os.getpid()}\n")
+    out = subprocess.run(
+        ["nix-store", "--add", str(tree)], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    flags, netrc = token
+    secret = (tmp_path / "token").read_text().strip()
+    home = tmp_path / "home"
+    with bridge(home, "--signing-key-file", str(keys["good_secret"]), *flags) as url:
+        assert nix("copy", "--to", url, out, *netrc).returncode == 0
+        evil = tmp_path / "evil"
+        evil.mkdir()
+        (evil / "file").write_text("evil\n")
+        nar = subprocess.run(["nix-store", "--dump", str(evil)], capture_output=True, check=True)
+        nar_hash = nixbase32.encode(hashlib.sha256(nar.stdout).digest())
+        auth = {"Authorization": f"Bearer {secret}"}
+        put = urllib.request.Request(
+            f"{url}/nar/{nar_hash}.nar", data=nar.stdout, method="PUT", headers=auth
+        )
+        with urllib.request.urlopen(put) as response:
+            assert response.status == 200
+        narinfo = (
+            f"StorePath: {out}\nURL: nar/{nar_hash}.nar\nCompression: none\n"
+            f"NarHash: sha256:{nar_hash}\nNarSize: {len(nar.stdout)}\nReferences: \n"
+        )
+        basename = out.removeprefix("/nix/store/")
+        poison = urllib.request.Request(
+            f"{url}/{basename[:32]}.narinfo", data=narinfo.encode(), method="PUT", headers=auth
+        )
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(poison)
+        assert refused.value.code == 409
+    with bridge(home, "--signing-key-file", str(keys["good_secret"])) as url:
+        chroot = tmp_path / "chroot"
+        got = nix(
+            "copy",
+            "--from",
+            url,
+            "--to",
+            str(chroot),
+            out,
+            "--option",
+            "require-sigs",
+            "true",
+            "--option",
+            "trusted-public-keys",
+            keys["good_public"].read_text(),
+        )
+        assert got.returncode == 0, got.stderr
+        assert (chroot / out.lstrip("/") / "file").read_text() == f"original {os.getpid()}\n"

@@ -17,9 +17,10 @@ from pytvix.castore.directoryservice import DirectoryService
 from pytvix.castore.directoryservice.graph import ClosureError, RootToLeavesValidator
 from pytvix.castore.errors import StorageError
 from pytvix.castore.nodes import DirectoryNode, FileNode, Node
+from pytvix.castore.readahead import BUDGET
 
 PREFETCH_SMALL = 1 << 20  # blobs up to this size are fetched whole, ahead of the consumer
-PREFETCH_BYTES = 64 << 20
+PREFETCH_BYTES = 16 << 20  # per consumer, within the process-wide read-ahead budget
 PREFETCH_FILES = 1024
 BATCH_FILES = 128  # small blobs fetched per read_many call
 BATCH_BYTES = 8 << 20
@@ -80,12 +81,14 @@ class _Item:
     node: FileNode
     task: asyncio.Task[list[bytes | None]] | asyncio.Task[BlobReader]
     index: int = 0  # position in its batch (small blobs)
+    budgeted: bool = False  # fetched ahead, holding read-ahead budget until handed out
 
 
 class BlobPrefetcher:
     """Contents of files in a fixed order: small blobs as bytes, fetched in batches up to
-    PREFETCH_BYTES / PREFETCH_FILES ahead; large ones as readers, opened when the one before is
-    handed out. A small blob larger than its node says comes back with more than node.size
+    PREFETCH_BYTES / PREFETCH_FILES ahead (as far as the process-wide read-ahead budget
+    allows: the next one is always fetched); large ones as readers, opened when the one before
+    is handed out. A small blob larger than its node says comes back with more than node.size
     bytes (one extra byte is fetched to notice it)."""
 
     def __init__(self, blobs: BlobService, files: Iterator[FileNode]) -> None:
@@ -94,10 +97,13 @@ class BlobPrefetcher:
         self._queue: deque[_Item] = deque()
         self._queued_bytes = 0
         self._large_pending = False
+        self._pending: FileNode | None = None  # the next file, looked at but not queued
 
     async def next(self) -> bytes | BlobReader:
         self._fill()
         item = self._queue.popleft()
+        if item.budgeted:
+            BUDGET.give(item.node.size)
         if item.node.size <= PREFETCH_SMALL:
             self._queued_bytes -= item.node.size
             batch = await item.task
@@ -117,25 +123,30 @@ class BlobPrefetcher:
         """Top the window up, in whole batches, once it has drained to half."""
         if len(self._queue) > PREFETCH_FILES // 2 or self._queued_bytes > PREFETCH_BYTES // 2:
             return
-        batch: list[FileNode] = []
+        batch: list[tuple[FileNode, bool]] = []
         batch_bytes = 0
         while (
             not self._large_pending
             and len(self._queue) + len(batch) < PREFETCH_FILES
             and self._queued_bytes < PREFETCH_BYTES
         ):
-            node = next(self._files, None)
+            node = self._peek()
             if node is None:
                 break
+            ahead = bool(self._queue or batch)  # the first one is needed now, not ahead
             if node.size > PREFETCH_SMALL:
+                self._pending = None
                 self._launch_batch(batch)
                 batch = []
                 task = asyncio.ensure_future(self._open(node))
                 task.add_done_callback(_retrieve)
-                self._queue.append(_Item(node, task))
+                self._queue.append(_Item(node, task))  # a reader: its chunks are budgeted
                 self._large_pending = True  # one large blob at a time
                 break
-            batch.append(node)
+            if ahead and not BUDGET.try_take(node.size):
+                break
+            self._pending = None
+            batch.append((node, ahead))
             batch_bytes += node.size
             self._queued_bytes += node.size
             if len(batch) >= BATCH_FILES or batch_bytes >= BATCH_BYTES:
@@ -143,14 +154,20 @@ class BlobPrefetcher:
                 batch, batch_bytes = [], 0
         self._launch_batch(batch)
 
-    def _launch_batch(self, batch: list[FileNode]) -> None:
+    def _peek(self) -> FileNode | None:
+        if self._pending is None:
+            self._pending = next(self._files, None)
+        return self._pending
+
+    def _launch_batch(self, batch: list[tuple[FileNode, bool]]) -> None:
         if not batch:
             return
-        limit = max(n.size for n in batch)
-        task = asyncio.ensure_future(self._blobs.read_many([n.digest for n in batch], limit))
+        limit = max(node.size for node, _ in batch)
+        digests = [node.digest for node, _ in batch]
+        task = asyncio.ensure_future(self._blobs.read_many(digests, limit))
         task.add_done_callback(_retrieve)
-        for index, node in enumerate(batch):
-            self._queue.append(_Item(node, task, index))
+        for index, (node, budgeted) in enumerate(batch):
+            self._queue.append(_Item(node, task, index, budgeted))
 
     async def _open(self, node: FileNode) -> BlobReader:
         reader = await self._blobs.open_read(node.digest)
@@ -161,6 +178,8 @@ class BlobPrefetcher:
     def close(self) -> None:
         for item in self._queue:
             item.task.cancel()
+            if item.budgeted:
+                BUDGET.give(item.node.size)
         self._queue.clear()
 
 

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any, Self
 
@@ -45,10 +46,20 @@ class GrpcTarget:
     target: str
     secure: bool
     wait_connect: bool
+    token_file: str | None = None  # the daemon's write token, sent with every call
+    ca_file: str | None = None  # PEM roots for grpc+https (default: the system's)
 
     @classmethod
     def parse(cls, url: ServiceUrl) -> GrpcTarget:
-        url.reject_query(("wait-connect",))
+        url.reject_query(("wait-connect", "token_file", "ca_file"))
+        token_file, ca_file = url.query_value("token_file"), url.query_value("ca_file")
+        if ca_file is not None and url.inner_scheme != "https":
+            raise ConfigError(f"{url.raw}: ca_file is for grpc+https:// only")
+        target = cls._parse_target(url)
+        return dataclasses.replace(target, token_file=token_file, ca_file=ca_file)
+
+    @classmethod
+    def _parse_target(cls, url: ServiceUrl) -> GrpcTarget:
         wait = url.query_value("wait-connect")
         if wait not in (None, "0", "1", "true", "false"):
             raise ConfigError(f"{url.raw}: wait-connect must be 1 or 0")
@@ -73,12 +84,19 @@ class GrpcTarget:
 
     async def connect(self) -> aio.Channel:
         """A new channel (lazy unless wait-connect was asked for)."""
+        interceptors = bearer_token(read_token(self.token_file)) if self.token_file else None
         if self.secure:
+            roots = read_file(self.ca_file, "ca_file") if self.ca_file else None
             channel = aio.secure_channel(
-                self.target, grpc.ssl_channel_credentials(), options=CHANNEL_OPTIONS
+                self.target,
+                grpc.ssl_channel_credentials(roots),
+                options=CHANNEL_OPTIONS,
+                interceptors=interceptors,
             )
         else:
-            channel = aio.insecure_channel(self.target, options=CHANNEL_OPTIONS)
+            channel = aio.insecure_channel(
+                self.target, options=CHANNEL_OPTIONS, interceptors=interceptors
+            )
         if self.wait_connect:
             try:
                 await channel.channel_ready()
@@ -86,6 +104,55 @@ class GrpcTarget:
                 await channel.close(None)
                 raise
         return channel
+
+
+def read_file(path: str, what: str) -> bytes:
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except OSError as e:
+        raise ConfigError(f"cannot read {what} {path}: {e.strerror}") from e
+
+
+def read_token(path: str) -> str:
+    token = read_file(path, "token_file").decode().strip()
+    if not token:
+        raise ConfigError(f"token_file {path} holds no token")
+    return token
+
+
+class _WithToken:
+    """Adds `authorization: Bearer TOKEN` to a call's metadata."""
+
+    def __init__(self, token: str) -> None:
+        self._pair = ("authorization", f"Bearer {token}")
+
+    def _details(self, details: aio.ClientCallDetails) -> aio.ClientCallDetails:
+        metadata = aio.Metadata(*(details.metadata or ()), self._pair)
+        return aio.ClientCallDetails(
+            details.method, details.timeout, metadata, details.credentials, details.wait_for_ready
+        )
+
+
+class _UnaryUnaryToken(_WithToken, aio.UnaryUnaryClientInterceptor):  # type: ignore[type-arg]
+    async def intercept_unary_unary(self, continuation: Any, details: Any, request: Any) -> Any:
+        return await continuation(self._details(details), request)
+
+
+class _UnaryStreamToken(_WithToken, aio.UnaryStreamClientInterceptor):  # type: ignore[type-arg]
+    async def intercept_unary_stream(self, continuation: Any, details: Any, request: Any) -> Any:
+        return await continuation(self._details(details), request)
+
+
+class _StreamUnaryToken(_WithToken, aio.StreamUnaryClientInterceptor):  # type: ignore[type-arg]
+    async def intercept_stream_unary(self, continuation: Any, details: Any, requests: Any) -> Any:
+        return await continuation(self._details(details), requests)
+
+
+def bearer_token(token: str) -> list[Any]:
+    """Interceptors sending the daemon's write token with every call (grpc.aio files each
+    interceptor under one call kind only, so there is one per kind)."""
+    return [cls(token) for cls in (_UnaryUnaryToken, _UnaryStreamToken, _StreamUnaryToken)]
 
 
 def rpc_error(url: str, e: aio.AioRpcError) -> Exception:
@@ -108,7 +175,8 @@ def method(
 @dataclass(frozen=True)
 class GrpcConfig:
     """Config field shared by the gRPC client backends: `url` (`grpc+unix:///socket`,
-    `grpc+http(s)://host:port`, `?wait-connect=1` to connect eagerly)."""
+    `grpc+http(s)://host:port`; `?wait-connect=1` to connect eagerly, `token_file=PATH` for a
+    daemon that needs a write token, `ca_file=PEM` for a daemon with its own certificate)."""
 
     url: str
 

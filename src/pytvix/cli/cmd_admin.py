@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 from typing import Any
 
 import click
@@ -26,6 +27,8 @@ from pytvix.cli.progress import human_bytes, progress_display
 from pytvix.store.composition import StoreServices
 from pytvix.store.defaults import store_home
 from pytvix.store.listen import ListenAddressError
+from pytvix.store.secrets import read_secret
+from pytvix.store.server_security import ServerSecurity
 from pytvix.store.verify import verify_store
 
 
@@ -34,10 +37,40 @@ from pytvix.store.verify import verify_store
 @click.option(
     "-l",
     "--listen-address",
-    default="[::]:8000",
+    default="localhost:8000",
     show_default=True,
     envvar="LISTEN_ADDRESS",
-    help="host:port, [::]:port, or a unix socket path starting with / or .",
+    help="host:port, [::]:port, or a unix socket path starting with / or . (upstream's "
+    "default is [::]:8000; listening beyond loopback needs --write-token-file or "
+    "--allow-unauthenticated-writes).",
+)
+@click.option(
+    "--write-token-file",
+    type=click.Path(exists=True, dir_okay=False),
+    envvar="WRITE_TOKEN_FILE",
+    help="Require the token in this file for every write (Put) as `authorization: Bearer "
+    "TOKEN` metadata; clients give it with ?token_file=PATH on their grpc+ URL. Reads stay "
+    "public.",
+)
+@click.option(
+    "--allow-unauthenticated-writes",
+    is_flag=True,
+    envvar="ALLOW_UNAUTHENTICATED_WRITES",
+    help="Listen beyond loopback without a write token: anyone who can reach the port can "
+    "add blobs, directories and store paths. For trusted networks only.",
+)
+@click.option(
+    "--tls-cert-file",
+    type=click.Path(exists=True, dir_okay=False),
+    envvar="TLS_CERT_FILE",
+    help="Serve TLS with this PEM certificate chain (clients use grpc+https://; "
+    "?ca_file=PEM for a private CA). Needs --tls-key-file.",
+)
+@click.option(
+    "--tls-key-file",
+    type=click.Path(exists=True, dir_okay=False),
+    envvar="TLS_KEY_FILE",
+    help="The PEM private key of --tls-cert-file.",
 )
 @click.option(
     "--shutdown-grace",
@@ -65,6 +98,7 @@ def daemon(
     from pytvix.narbridge.server import start_bridge  # noqa: PLC0415 (see module docstring)
     from pytvix.store.grpc_daemon import serve_until_signalled  # noqa: PLC0415
 
+    security = _server_security(options)
     config = bridge_config(options)
     addrs = ServiceAddrs.from_options(options)
 
@@ -73,7 +107,7 @@ def daemon(
         try:
             if nar_bridge_listen is not None:
                 runner = await start_bridge(services, config, nar_bridge_listen)
-            await serve_until_signalled(services, listen_address, shutdown_grace)
+            await serve_until_signalled(services, listen_address, shutdown_grace, security)
         except ListenAddressError as e:
             raise click.ClickException(str(e)) from e
         finally:
@@ -81,6 +115,23 @@ def daemon(
                 await runner.cleanup()
 
     run_async(lambda: with_store(addrs, main))
+
+
+def _server_security(options: dict[str, Any]) -> ServerSecurity:
+    """The daemon's ServerSecurity from its options (files read here)."""
+    token_file = options.pop("write_token_file")
+    cert_file, key_file = options.pop("tls_cert_file"), options.pop("tls_key_file")
+    if (cert_file is None) != (key_file is None):
+        raise click.UsageError("--tls-cert-file and --tls-key-file go together")
+    try:
+        return ServerSecurity(
+            write_token=read_secret(token_file) if token_file else None,
+            tls_cert=Path(cert_file).read_bytes() if cert_file else None,
+            tls_key=Path(key_file).read_bytes() if key_file else None,
+            allow_unauthenticated_writes=options.pop("allow_unauthenticated_writes"),
+        )
+    except (OSError, ValueError) as e:
+        raise click.ClickException(str(e)) from e
 
 
 @cli.command()
@@ -168,7 +219,13 @@ def info(**options: Any) -> None:
 
 @cli.command()
 @service_options
-def verify(**options: Any) -> None:
+@click.option(
+    "--nar",
+    is_flag=True,
+    help="Also render every store path's NAR and check its hash and size against the path "
+    "info (reads all data once more).",
+)
+def verify(nar: bool, **options: Any) -> None:
     """Re-hash every chunk, blob and directory and check every store path's closure.
 
     Prints each problem found and exits with status 1 if there is any.
@@ -177,7 +234,7 @@ def verify(**options: Any) -> None:
 
     async def main(services: StoreServices) -> ScrubReport:
         with progress_display("verifying") as progress:
-            return await verify_store(services, progress)
+            return await verify_store(services, progress, check_nar=nar)
 
     report = run_async(lambda: with_store(addrs, main))
     for problem in report.problems:

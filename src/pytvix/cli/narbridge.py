@@ -12,6 +12,7 @@ import click
 from pytvix import __version__
 from pytvix.allocator import tune_allocator
 from pytvix.castore.composition import ConfigError
+from pytvix.castore.readahead import set_limit as set_readahead_limit
 from pytvix.cli.common import (
     ServiceAddrs,
     global_options,
@@ -20,6 +21,7 @@ from pytvix.cli.common import (
     setup_logging,
     with_store,
 )
+from pytvix.cli.units import DURATION, SIZE
 from pytvix.store.composition import StoreServices
 from pytvix.store.listen import ListenAddressError
 
@@ -44,15 +46,34 @@ def bridge_options(f: F) -> F:
             "--signing-key-file",
             type=click.Path(exists=True, dir_okay=False),
             envvar="SIGNING_KEY_FILE",
-            help="A Nix secret key (nix-store --generate-binary-cache-key); narinfos served "
-            "carry its signature in addition to the stored ones.",
+            help="A Nix secret key (nix-store --generate-binary-cache-key): narinfos served "
+            "carry its signature, for store paths whose NAR hash the bridge computed or "
+            "checked itself.",
         ),
         click.option(
             "--upload-token-file",
             type=click.Path(exists=True, dir_okay=False),
             envvar="UPLOAD_TOKEN_FILE",
-            help="Require `Authorization: Bearer <token>` (token read from this file) for "
-            "uploads; reads stay public.",
+            help="Accept uploads (nix copy --to) from holders of the token in this file, sent "
+            "as `Authorization: Bearer TOKEN` or as HTTP Basic auth with TOKEN as password "
+            "(nix: --option netrc-file with `machine HOST login x password TOKEN`). "
+            "Without it uploads are refused. Reads stay public.",
+        ),
+        click.option(
+            "--allow-anonymous-uploads",
+            is_flag=True,
+            envvar="ALLOW_ANONYMOUS_UPLOADS",
+            help="Accept uploads from anyone who can reach the bridge, without a token: they "
+            "can add any store path (never replace one), and with --signing-key-file the "
+            "bridge signs what they upload. For trusted networks only.",
+        ),
+        click.option(
+            "--trusted-public-keys",
+            metavar="KEYS",
+            envvar="TRUSTED_PUBLIC_KEYS",
+            default="",
+            help="Space-separated Nix public keys (NAME:BASE64): Sig: lines of uploaded "
+            "narinfos are kept if they verify against one of them, dropped otherwise.",
         ),
         click.option(
             "--compression",
@@ -60,6 +81,41 @@ def bridge_options(f: F) -> F:
             default="none",
             show_default=True,
             help="How NARs are served: narinfos point to plain or .zst URLs.",
+        ),
+        click.option(
+            "--max-nar-size",
+            type=SIZE,
+            default="64G",
+            show_default=True,
+            envvar="MAX_NAR_SIZE",
+            help="Largest NAR accepted as an upload, both as sent and decompressed "
+            "(decompression bombs stop here).",
+        ),
+        click.option(
+            "--max-requests",
+            type=click.IntRange(min=1),
+            default=512,
+            show_default=True,
+            envvar="MAX_REQUESTS",
+            help="HTTP requests handled at once; more get 503 with Retry-After.",
+        ),
+        click.option(
+            "--stall-timeout",
+            type=DURATION,
+            default="60s",
+            show_default=True,
+            envvar="STALL_TIMEOUT",
+            help="Close a connection whose client has neither read nor sent anything for "
+            "this long during a transfer.",
+        ),
+        click.option(
+            "--max-readahead",
+            type=SIZE,
+            default="256M",
+            show_default=True,
+            envvar="MAX_READAHEAD",
+            help="Bytes read ahead of all clients together (the memory stalled readers can "
+            "hold); more clients share it.",
         ),
     ]
     for option in reversed(options):
@@ -72,13 +128,21 @@ def bridge_config(options: dict[str, Any]) -> BridgeConfig:
     shares these options, and its other commands should not load the HTTP stack)."""
     from pytvix.narbridge.server import load_config  # noqa: PLC0415
 
+    names = (
+        "priority",
+        "signing_key_file",
+        "upload_token_file",
+        "allow_anonymous_uploads",
+        "trusted_public_keys",
+        "compression",
+        "max_nar_size",
+        "max_requests",
+        "stall_timeout",
+    )
+    values = {name: options.pop(name) for name in names}
+    set_readahead_limit(options.pop("max_readahead"))
     try:
-        return load_config(
-            priority=options.pop("priority"),
-            signing_key_file=options.pop("signing_key_file"),
-            upload_token_file=options.pop("upload_token_file"),
-            compression=options.pop("compression"),
-        )
+        return load_config(**values)
     except (ConfigError, ValueError, OSError) as e:
         raise click.ClickException(str(e)) from e
 

@@ -8,19 +8,24 @@ import re
 from aiohttp import web
 
 from pytvix.castore.errors import CastoreError
+from pytvix.castore.fetch import MissingContentError, fetch_tree
 from pytvix.castore.nodes import Node
+from pytvix.narbridge.limits import StallWatchdog
 from pytvix.narbridge.uploads import Upload
 from pytvix.store.composition import StoreServices
 from pytvix.store.nar.compression import (
     CompressionError,
+    DecompressedTooLarge,
     DecompressingSource,
     HashingSource,
     ZstdSink,
 )
 from pytvix.store.nar.errors import NarError
 from pytvix.store.nar.ingest import ingest_nar
+from pytvix.store.nar.io import ByteSink
 from pytvix.store.nar.render import render_nar
 from pytvix.store.nar.seekable import SeekableNar
+from pytvix.store.nar.sizes import nar_size
 
 log = logging.getLogger(__name__)
 
@@ -32,11 +37,18 @@ RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
 
 
 class _ResponseSink:
-    def __init__(self, response: web.StreamResponse) -> None:
+    """Writes to the response, each write under the stall deadline."""
+
+    def __init__(
+        self, request: web.Request, response: web.StreamResponse, watchdog: StallWatchdog
+    ) -> None:
+        self._request = request
         self._response = response
+        self._watchdog = watchdog
 
     async def write(self, data: bytes | bytearray | memoryview, /) -> None:
-        await self._response.write(bytes(data) if isinstance(data, memoryview) else data)
+        piece = bytes(data) if isinstance(data, memoryview) else data
+        await self._watchdog.guard(self._request, self._response.write(piece))
 
 
 def _range(header: str, size: int) -> tuple[int, int] | None:
@@ -59,31 +71,51 @@ def _range(header: str, size: int) -> tuple[int, int] | None:
 
 
 async def serve_nar(
-    request: web.Request, node: Node, nar_size: int, compressed: bool, services: StoreServices
+    request: web.Request,
+    node: Node,
+    claimed_size: int,
+    *,
+    compressed: bool,
+    services: StoreServices,
+    watchdog: StallWatchdog,
 ) -> web.StreamResponse:
+    """The NAR of `node`, whose size the URL claims: a URL whose size is not the NAR's is a
+    404 (serving it would truncate the NAR or promise bytes that never come)."""
+    try:
+        closure = await fetch_tree(services.directory, node)
+    except MissingContentError as e:
+        raise web.HTTPNotFound(text=str(e)) from e
+    except CastoreError as e:
+        log.error("fetching the directories of %s: %s", request.path, e)
+        raise web.HTTPInternalServerError() from e
+    size = nar_size(node, closure)
+    if size != claimed_size:
+        raise web.HTTPNotFound(text=f"no NAR of {claimed_size} bytes here (this one has {size})")
     headers = dict(NAR_HEADERS)
     if request.method == "HEAD":
         if not compressed:
-            headers["Content-Length"] = str(nar_size)
+            headers["Content-Length"] = str(size)
         return web.Response(headers=headers)
     range_header = request.headers.get("Range")
     if range_header and not compressed:
-        wanted = _range(range_header, nar_size)
+        wanted = _range(range_header, size)
         if wanted is not None:
-            return await _serve_range(
-                request, node, services, nar_size=nar_size, wanted=wanted, headers=headers
-            )
+            nar = await SeekableNar.build(node, services.blob, services.directory, closure)
+            return await _serve_range(request, nar, wanted, headers, watchdog)
     response = web.StreamResponse(headers=headers)
     if not compressed:
-        response.content_length = nar_size
+        response.content_length = size
     else:
         response.enable_chunked_encoding()
     await response.prepare(request)
+    sink: ByteSink = _ResponseSink(request, response, watchdog)
     try:
         if compressed:
-            await _render_compressed(response, node, services)
+            zstd = ZstdSink(sink)
+            await render_nar(zstd, node, services.blob, services.directory, closure)
+            await zstd.finish()
         else:
-            await render_nar(_ResponseSink(response), node, services.blob, services.directory)
+            await render_nar(sink, node, services.blob, services.directory, closure)
     except CastoreError as e:
         # headers are gone already; cutting the stream short tells the client
         log.error("rendering NAR for %s failed: %s", request.path, e)
@@ -94,38 +126,22 @@ async def serve_nar(
     return response
 
 
-async def _render_compressed(
-    response: web.StreamResponse, node: Node, services: StoreServices
-) -> None:
-    sink = ZstdSink(_ResponseSink(response))
-    await render_nar(sink, node, services.blob, services.directory)
-    await sink.finish()
-
-
 async def _serve_range(
     request: web.Request,
-    node: Node,
-    services: StoreServices,
-    *,
-    nar_size: int,
+    nar: SeekableNar,
     wanted: tuple[int, int],
     headers: dict[str, str],
+    watchdog: StallWatchdog,
 ) -> web.StreamResponse:
-    try:
-        nar = await SeekableNar.build(node, services.blob, services.directory)
-    except CastoreError as e:
-        log.error("NAR layout for %s: %s", request.path, e)
-        raise web.HTTPInternalServerError() from e
-    if nar.size != nar_size:
-        raise web.HTTPBadRequest(text=f"narsize {nar_size} is wrong, the NAR has {nar.size}")
     start, end = wanted
-    headers["Content-Range"] = f"bytes {start}-{end - 1}/{nar_size}"
+    headers["Content-Range"] = f"bytes {start}-{end - 1}/{nar.size}"
     response = web.StreamResponse(status=206, headers=headers)
     response.content_length = end - start
     await response.prepare(request)
+    sink = _ResponseSink(request, response, watchdog)
     try:
         async for piece in nar.read_range(start, end):
-            await response.write(piece)
+            await sink.write(piece)
     except CastoreError as e:
         log.error("serving %s bytes %d-%d: %s", request.path, start, end, e)
         if request.transport is not None:
@@ -136,15 +152,17 @@ async def _serve_range(
 
 
 class _LimitedSource:
-    """The request body, refusing more than `limit` bytes."""
+    """The request body, refusing more than `limit` bytes, each read under the stall
+    deadline."""
 
-    def __init__(self, request: web.Request, limit: int) -> None:
-        self._content = request.content
+    def __init__(self, request: web.Request, limit: int, watchdog: StallWatchdog) -> None:
+        self._request = request
         self._limit = limit
+        self._watchdog = watchdog
         self._read = 0
 
     async def read(self, n: int, /) -> bytes:
-        data = await self._content.read(n)
+        data = await self._watchdog.guard(self._request, self._request.content.read(n))
         self._read += len(data)
         if self._read > self._limit:
             raise web.HTTPRequestEntityTooLarge(max_size=self._limit, actual_size=self._read)
@@ -155,16 +173,21 @@ async def upload_nar(
     request: web.Request,
     name_hash: bytes,
     compression: str,
+    *,
     services: StoreServices,
     limit: int,
+    watchdog: StallWatchdog,
 ) -> Upload:
-    """Ingest an uploaded NAR; the name's hash is the NAR's sha256 for `.nar` and the file's
-    (compressed bytes') sha256 otherwise, as `nix copy` names them."""
-    raw = HashingSource(_LimitedSource(request, limit))
+    """Ingest an uploaded NAR of at most `limit` bytes (as sent, and decompressed); the name's
+    hash is the NAR's sha256 for `.nar` and the file's (compressed bytes') sha256 otherwise,
+    as `nix copy` names them."""
+    raw = HashingSource(_LimitedSource(request, limit, watchdog))
     try:
         node, nar_size, nar_sha256 = await ingest_nar(
-            DecompressingSource(raw, compression), services.blob, services.directory
+            DecompressingSource(raw, compression, limit), services.blob, services.directory
         )
+    except DecompressedTooLarge as e:
+        raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=limit + 1) from e
     except (NarError, CompressionError) as e:
         raise web.HTTPBadRequest(text=f"invalid NAR: {e}") from e
     except CastoreError as e:

@@ -3,39 +3,51 @@
 from __future__ import annotations
 
 import logging
-from pathlib import Path
+from typing import Any
 
 from aiohttp import web
 
 from pytvix.narbridge.app import BridgeConfig, NarBridge
-from pytvix.nixcompat.signing import SigningKey
+from pytvix.nixcompat.signing import InvalidKey, SigningKey, VerifyingKey
 from pytvix.store.composition import StoreServices
 from pytvix.store.listen import ListenAddress, ListenAddressError, remove_stale_socket
 from pytvix.store.pathinfoservice.signing import load_signing_key
+from pytvix.store.secrets import read_secret
 
 log = logging.getLogger(__name__)
+
+KEEPALIVE = 30.0  # seconds an idle client connection stays open
 
 
 def load_config(
     *,
-    priority: int,
     signing_key_file: str | None,
     upload_token_file: str | None,
-    compression: str,
+    trusted_public_keys: str,
+    **settings: Any,
 ) -> BridgeConfig:
+    """The bridge's configuration: files read, keys parsed, the rest as given."""
     key: SigningKey | None = load_signing_key(signing_key_file) if signing_key_file else None
-    token = None
-    if upload_token_file:
-        token = Path(upload_token_file).read_text().strip()
-        if not token:
-            raise ValueError(f"{upload_token_file} holds no token")
-    return BridgeConfig(priority, key, token, compression)
+    token = read_secret(upload_token_file) if upload_token_file else None
+    try:
+        trusted = tuple(VerifyingKey.parse(k) for k in trusted_public_keys.split())
+    except InvalidKey as e:
+        raise ValueError(f"--trusted-public-keys: {e}") from e
+    config = BridgeConfig(signing_key=key, upload_token=token, trusted_keys=trusted, **settings)
+    if config.allow_anonymous_uploads and token is None:
+        log.warning(
+            "nar-bridge accepts uploads from anyone%s",
+            " and signs them" if key is not None else "",
+        )
+    return config
 
 
 async def start_bridge(services: StoreServices, config: BridgeConfig, listen: str) -> web.AppRunner:
     """Serve nar-bridge on `listen`; stop with `await runner.cleanup()`."""
     address = ListenAddress.parse(listen)
-    runner = web.AppRunner(NarBridge(services, config).app(), access_log=None)
+    runner = web.AppRunner(
+        NarBridge(services, config).app(), access_log=None, keepalive_timeout=KEEPALIVE
+    )
     await runner.setup()
     site: web.BaseSite
     if address.unix_path is not None:

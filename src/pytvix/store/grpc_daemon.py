@@ -1,13 +1,16 @@
 """The gRPC server `tvix-store daemon` runs: the three services, health and reflection
-(v1alpha and v1, as upstream), generous message limits, graceful shutdown."""
+(v1alpha and v1, as upstream), generous message limits, graceful shutdown, and its security
+(a write token, TLS, and no unauthenticated writes from the network unless asked)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import hmac
 import logging
 import os
 import signal
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import grpc
@@ -22,6 +25,7 @@ from pytvix.store.composition import StoreServices
 from pytvix.store.grpc_server import PATHINFO_SERVICE, store_handlers
 from pytvix.store.listen import ListenAddress, ListenAddressError, remove_stale_socket
 from pytvix.store.nar.render import SimpleRenderer
+from pytvix.store.server_security import ServerSecurity
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +58,40 @@ async def _v1_reflection(servicer: ReflectionServicer) -> grpc.GenericRpcHandler
     )
 
 
+WRITE_METHODS = frozenset(
+    f"/{service}/Put" for service in (BLOB_SERVICE, DIRECTORY_SERVICE, PATHINFO_SERVICE)
+)
+
+
+class WriteTokenCheck(aio.ServerInterceptor):  # type: ignore[type-arg]
+    """Refuses write calls without the write token (UNAUTHENTICATED)."""
+
+    def __init__(self, token: str) -> None:
+        self._expected = f"Bearer {token}".encode()
+
+    async def intercept_service(
+        self,
+        continuation: Callable[
+            [grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any]]
+        ],
+        details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler[Any, Any]:
+        if details.method in WRITE_METHODS:
+            given = dict(details.invocation_metadata or ()).get("authorization", "")
+            if not hmac.compare_digest(str(given).encode(), self._expected):
+                return _refusal(details.method)
+        return await continuation(details)
+
+
+def _refusal(method: str) -> grpc.RpcMethodHandler[Any, Any]:
+    async def refuse(requests: Any, context: aio.ServicerContext[Any, Any]) -> None:
+        await context.abort(
+            grpc.StatusCode.UNAUTHENTICATED, f"{method} needs the daemon's write token"
+        )
+
+    return grpc.stream_unary_rpc_method_handler(refuse)  # consumes any request shape
+
+
 class StoreServer:
     """A running gRPC server over `services`."""
 
@@ -63,17 +101,33 @@ class StoreServer:
         self.port = port
 
     @classmethod
-    async def start(cls, services: StoreServices, listen: str) -> StoreServer:
+    async def start(
+        cls,
+        services: StoreServices,
+        listen: str,
+        security: ServerSecurity | None = None,
+        *,
+        check_roots: bool = True,
+    ) -> StoreServer:
+        security = security or ServerSecurity()
         address = ListenAddress.parse(listen)
+        security.check_exposure(address)
         if address.unix_path is not None:
             remove_stale_socket(address.unix_path)
-        server = aio.server(options=SERVER_OPTIONS)
+        interceptors = [WriteTokenCheck(security.write_token)] if security.write_token else None
+        server = aio.server(options=SERVER_OPTIONS, interceptors=interceptors)
         nar_calculation = services.path_info.nar_calculation_service() or SimpleRenderer(
             services.blob, services.directory
         )
         handlers = [
             *castore_handlers(services.blob, services.directory),
-            *store_handlers(services.path_info, nar_calculation),
+            *store_handlers(
+                services.path_info,
+                nar_calculation,
+                services.blob,
+                services.directory,
+                check_roots,
+            ),
         ]
         server.add_generic_rpc_handlers(handlers)
         health_servicer = HealthServicer()
@@ -82,7 +136,11 @@ class StoreServer:
         reflection.enable_server_reflection(names, server)
         server.add_generic_rpc_handlers([await _v1_reflection(ReflectionServicer(names))])
         try:
-            port = server.add_insecure_port(address.target)
+            if security.tls_cert is not None and security.tls_key is not None:
+                credentials = grpc.ssl_server_credentials([(security.tls_key, security.tls_cert)])
+                port = server.add_secure_port(address.target, credentials)
+            else:
+                port = server.add_insecure_port(address.target)
         except RuntimeError as e:
             raise ListenAddressError(f"cannot listen on {listen}: {e}") from e
         await server.start()
@@ -102,9 +160,14 @@ class StoreServer:
         await self.server.wait_for_termination()
 
 
-async def serve_until_signalled(services: StoreServices, listen: str, grace: float = 30.0) -> None:
+async def serve_until_signalled(
+    services: StoreServices,
+    listen: str,
+    grace: float = 30.0,
+    security: ServerSecurity | None = None,
+) -> None:
     """Run the server until SIGINT or SIGTERM, then shut down gracefully."""
-    server = await StoreServer.start(services, listen)
+    server = await StoreServer.start(services, listen, security)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

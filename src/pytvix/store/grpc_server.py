@@ -7,8 +7,11 @@ from typing import Any
 
 import grpc
 
+from pytvix.castore.blobservice import BlobService
+from pytvix.castore.directoryservice import DirectoryService
 from pytvix.castore.errors import CastoreError, DirectoryError
 from pytvix.castore.grpc_server import Context, abort_with, parse
+from pytvix.castore.nodes import DirectoryNode, FileNode, Node
 from pytvix.castore.proto import node_from_proto
 from pytvix.store.path_info import PathInfo, ValidatePathInfoError
 from pytvix.store.pathinfoservice import NarCalculationService, PathInfoService
@@ -22,9 +25,19 @@ def encode_path_info(info: PathInfo) -> bytes:
 
 
 class PathInfoServicer:
-    def __init__(self, path_infos: PathInfoService, nar_calculation: NarCalculationService) -> None:
+    def __init__(
+        self,
+        path_infos: PathInfoService,
+        nar_calculation: NarCalculationService,
+        blobs: BlobService,
+        directories: DirectoryService,
+        check_roots: bool = True,
+    ) -> None:
         self.path_infos = path_infos
         self.nar_calculation = nar_calculation
+        self.blobs = blobs
+        self.directories = directories
+        self.check_roots = check_roots
 
     async def get(self, data: bytes, context: Context) -> PathInfo:
         request = await parse(rpc_pb.GetPathInfoRequest, data, context)
@@ -47,9 +60,25 @@ class PathInfoServicer:
         except ValidatePathInfoError as e:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"Invalid path info: {e}")
         try:
+            missing = await self._missing_root(info.node) if self.check_roots else None
+            if missing:
+                await context.abort(
+                    grpc.StatusCode.FAILED_PRECONDITION,
+                    f"{info.store_path}: its root {missing} is not in the store "
+                    "(put blobs and directories before the path info)",
+                )
             return await self.path_infos.put(info)
         except CastoreError as e:
             await abort_with(context, e)
+
+    async def _missing_root(self, node: Node) -> str | None:
+        """What of a root node is absent (directories are stored closure-complete, so their
+        root stands for everything below it)."""
+        if isinstance(node, FileNode) and not await self.blobs.has(node.digest):
+            return f"blob {node.digest}"
+        if isinstance(node, DirectoryNode) and await self.directories.get(node.digest) is None:
+            return f"directory {node.digest}"
+        return None
 
     async def calculate_nar(self, data: bytes, context: Context) -> rpc_pb.CalculateNARResponse:
         request = await parse(castore_pb2.Node, data, context)
@@ -73,9 +102,15 @@ class PathInfoServicer:
 
 
 def store_handlers(
-    path_infos: PathInfoService, nar_calculation: NarCalculationService
+    path_infos: PathInfoService,
+    nar_calculation: NarCalculationService,
+    blobs: BlobService,
+    directories: DirectoryService,
+    check_roots: bool = True,
 ) -> list[grpc.GenericRpcHandler[Any, Any]]:
-    servicer = PathInfoServicer(path_infos, nar_calculation)
+    """PathInfoService handlers; a Put whose root is not in `blobs`/`directories` is refused
+    (FAILED_PRECONDITION) unless `check_roots` is False (a path info service tested alone)."""
+    servicer = PathInfoServicer(path_infos, nar_calculation, blobs, directories, check_roots)
     return [
         grpc.method_handlers_generic_handler(
             PATHINFO_SERVICE,

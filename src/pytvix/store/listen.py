@@ -3,6 +3,7 @@ unix socket path (starting with `/` or `.`), or `@name` for an abstract unix soc
 
 from __future__ import annotations
 
+import ipaddress
 import socket
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +40,18 @@ class ListenAddress:
                 "a unix socket path starting with / or ., or @abstract-name"
             )
         return cls(text, host=host.strip("[]"), port=int(port))
+
+    @property
+    def is_local(self) -> bool:
+        """Unix sockets and loopback addresses: not reachable from other machines."""
+        if self.port is None:
+            return True
+        if self.host == "localhost":
+            return True
+        try:
+            return ipaddress.ip_address(self.host or "").is_loopback
+        except ValueError:
+            return False
 
     def describe(self, bound_port: int) -> str:
         """For logs: the socket path, or host and the port actually bound (for port 0)."""

@@ -2,8 +2,10 @@
 
 Only the chunks a read touches are fetched. Reads that continue where the previous one ended
 prefetch the next few chunks in the background, so fetching (I/O, decompression,
-verification) overlaps with the consumer. `read_at` serves concurrent positional reads (as
-the kernel issues for one open file through FUSE) without serializing them.
+verification) overlaps with the consumer, as far as the process-wide read-ahead budget
+(castore.readahead) allows; a stalled consumer holds its read-ahead and a few chunks it read.
+`read_at` serves concurrent positional reads (as the kernel issues for one open file through
+FUSE) without serializing them.
 """
 
 from __future__ import annotations
@@ -16,12 +18,15 @@ from collections.abc import Awaitable, Callable, Sequence
 from itertools import accumulate
 
 from pytvix.castore.blobservice import BlobReader, ChunkMeta
+from pytvix.castore.readahead import BUDGET
 
 FetchChunk = Callable[[ChunkMeta], Awaitable[bytes]]
 
 # Chunks in flight beyond a sequential read: local stores read cold chunks from disk at
 # 0.75-0.93 GB/s with 8, 1.09-1.10 GB/s with 16, 1.04-1.07 with 32 (1 GiB blob, 256 KiB chunks).
 DEFAULT_READAHEAD = 16
+# Chunks already read that stay cached, for concurrent reads nearby (FUSE sends several).
+KEEP_READ_CHUNKS = 8
 
 
 class ChunkedBlobReader(BlobReader):
@@ -37,8 +42,10 @@ class ChunkedBlobReader(BlobReader):
         self._readahead = readahead
         self.size = self._ends[-1] if self._ends else 0
         self._pos = 0
-        # chunk index -> fetch (done or in flight), least recently used first
+        # chunk index -> fetch (done or in flight), least recently used first: chunks fetched
+        # ahead (holding read-ahead budget) and up to KEEP_READ_CHUNKS already read
         self._cache: OrderedDict[int, asyncio.Task[bytes]] = OrderedDict()
+        self._ahead: set[int] = set()
         self._expected_next = 0  # where a sequential reader would read next
 
     def tell(self) -> int:
@@ -73,37 +80,67 @@ class ChunkedBlobReader(BlobReader):
         first = bisect.bisect_right(self._ends, offset)
         last = bisect.bisect_right(self._ends, end - 1)
         # sequential readers keep `readahead` chunks in flight beyond what they asked for
-        horizon = last + (self._readahead if offset == self._expected_next else 0)
+        sequential = offset == self._expected_next
+        horizon = last + (self._readahead if sequential else 0)
         horizon = min(horizon, len(self._chunks) - 1)
         self._expected_next = end
+        if sequential:
+            self._drop_ahead_before(first)
         parts: list[bytes | memoryview] = []
         for index in range(first, last + 1):
-            for ahead in range(index, min(index + self._readahead, horizon) + 1):
-                self._task(ahead)
-            data = await asyncio.shield(self._task(index))
+            for ahead in range(index + 1, min(index + self._readahead, horizon) + 1):
+                self._speculate(ahead)
+            data = await asyncio.shield(self._demand(index))
             start = self._ends[index] - self._chunks[index].size
             lo = max(offset, start) - start
             hi = min(end, self._ends[index]) - start
             parts.append(data if lo == 0 and hi == len(data) else memoryview(data)[lo:hi])
         return parts
 
-    def _task(self, index: int) -> asyncio.Task[bytes]:
+    def _demand(self, index: int) -> asyncio.Task[bytes]:
+        """The fetch of a chunk a read needs now (started if need be); read-ahead it was
+        fetched as gives its budget back."""
         task = self._cache.get(index)
-        if task is not None:
+        if task is None:
+            task = self._start(index)
+        else:
             self._cache.move_to_end(index)
-            return task
+        if index in self._ahead:
+            self._ahead.discard(index)
+            BUDGET.give(self._chunks[index].size)
+        demanded = [i for i in self._cache if i not in self._ahead]
+        for old in demanded[:-KEEP_READ_CHUNKS]:
+            del self._cache[old]  # a read still waiting on it keeps it alive
+        return task
+
+    def _speculate(self, index: int) -> None:
+        """Fetch a chunk ahead of the reader if the process-wide read-ahead budget allows."""
+        if index in self._cache or len(self._ahead) >= self._readahead:
+            return
+        if BUDGET.try_take(self._chunks[index].size):
+            self._ahead.add(index)
+            self._start(index)
+
+    def _drop_ahead_before(self, index: int) -> None:
+        """Forget read-ahead a sequential reader has skipped past."""
+        for skipped in [i for i in self._ahead if i < index]:
+            self._ahead.discard(skipped)
+            self._cache.pop(skipped, None)
+            BUDGET.give(self._chunks[skipped].size)
+
+    def _start(self, index: int) -> asyncio.Task[bytes]:
         task = asyncio.ensure_future(self._fetch(self._chunks[index]))
         task.add_done_callback(_consume_exception)
         self._cache[index] = task
-        while len(self._cache) > 2 * self._readahead + 4:
-            # forget the least recently used; a read still waiting on it keeps it alive
-            self._cache.popitem(last=False)
         return task
 
     async def close(self) -> None:
         for task in self._cache.values():
             task.cancel()
         self._cache.clear()
+        for index in self._ahead:
+            BUDGET.give(self._chunks[index].size)
+        self._ahead.clear()
 
 
 def _consume_exception(task: asyncio.Task[bytes]) -> None:

@@ -45,11 +45,16 @@ class RenderError(StorageError):
 
 
 async def render_nar(
-    sink: ByteSink, node: Node, blobs: BlobService, directories: DirectoryService
+    sink: ByteSink,
+    node: Node,
+    blobs: BlobService,
+    directories: DirectoryService,
+    closure: Closure | None = None,
 ) -> None:
-    """Write the NAR of `node` to `sink`."""
+    """Write the NAR of `node` to `sink` (`closure`: its directories, if already fetched)."""
     try:
-        closure = await fetch_tree(directories, node)
+        if closure is None:
+            closure = await fetch_tree(directories, node)
         prefetcher = BlobPrefetcher(blobs, files_in_order(node, closure))
         try:
             writer = NarWriter(sink)

@@ -109,12 +109,18 @@ class SeekableNar:
 
     @classmethod
     async def build(
-        cls, node: Node, blobs: BlobService, directories: DirectoryService
+        cls,
+        node: Node,
+        blobs: BlobService,
+        directories: DirectoryService,
+        closure: Closure | None = None,
     ) -> SeekableNar:
-        try:
-            closure = await fetch_tree(directories, node)
-        except MissingContentError as e:
-            raise RenderError.missing(e) from e
+        """The NAR of `node` (`closure`: its directories, if already fetched)."""
+        if closure is None:
+            try:
+                closure = await fetch_tree(directories, node)
+            except MissingContentError as e:
+                raise RenderError.missing(e) from e
         return cls(_layout(node, closure), blobs)
 
     async def read_range(self, start: int, end: int) -> AsyncIterator[bytes]:
