@@ -8,6 +8,7 @@ import asyncio
 import hashlib
 import os
 import random
+import sys
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -27,6 +28,7 @@ from pytvix.nixcompat.store_path import StorePath
 from pytvix.store.composition import StoreServices, open_store_from_urls
 from pytvix.store.path_info import PathInfo
 from tests.grpc.daemon import daemon, service_flags
+from tests.memory import MIB, peak_rss, rss
 
 DURATION = float(os.environ.get("PYTVIX_STRESS_SECONDS", "30"))
 
@@ -35,6 +37,7 @@ DURATION = float(os.environ.get("PYTVIX_STRESS_SECONDS", "30"))
 def daemon_socket(tmp_path: Path):  # type: ignore[no-untyped-def]
     sock = tmp_path / "d.sock"
     with daemon(tmp_path / "home", str(sock)) as proc:
+        (tmp_path / "home" / "daemon.pid").write_text(str(proc.pid))
         yield sock
         assert proc.poll() is None, "the daemon must survive everything the test did"
 
@@ -155,11 +158,15 @@ async def client(url: str, seed: int, deadline: float) -> list[tuple[bytes, B3Di
 
 
 @pytest.mark.slow
-async def test_32_concurrent_clients_lose_nothing(daemon_socket: Path) -> None:
+async def test_32_concurrent_clients_lose_nothing(daemon_socket: Path, tmp_path: Path) -> None:
     url = f"grpc+unix://{daemon_socket}"
+    pid = int((tmp_path / "home" / "daemon.pid").read_text())
+    before = rss(pid)
     deadline = time.monotonic() + DURATION
     results = await asyncio.gather(*(client(url, seed, deadline) for seed in range(32)))
     assert all(results), "every client got work done"
+    grown = peak_rss(pid) - before
+    assert grown < 400 * MIB, f"the daemon grew by {grown / MIB:.0f} MiB"
     services: StoreServices = await open_store_from_urls(url, url, url)
     try:
         for written in results:
@@ -176,3 +183,64 @@ async def test_32_concurrent_clients_lose_nothing(daemon_socket: Path) -> None:
 
 def test_flags_helper() -> None:
     assert service_flags("x")[1] == "x"
+
+
+STALLED_CLIENT = """
+import asyncio, sys
+from grpc import aio
+
+async def main(sock, digest, n):
+    # small windows and no BDP probing: the client takes little and then stops reading
+    options = [("grpc.http2.bdp_probe", 0), ("grpc.http2.lookahead_bytes", 64 << 10)]
+    channel = aio.insecure_channel(f"unix:{sock}", options=options)
+    read = channel.unary_stream("/tvix.castore.v1.BlobService/Read")
+    calls = [read(b"\\x0a\\x20" + bytes.fromhex(digest)) for _ in range(n)]
+    for call in calls:
+        await call.read()  # the first message, then nothing more
+    print("stalled", flush=True)
+    await asyncio.sleep(3600)
+
+asyncio.run(main(sys.argv[1], sys.argv[2], int(sys.argv[3])))
+"""
+
+
+async def test_200_stalled_blob_readers_hold_bounded_memory(tmp_path: Path) -> None:
+    """Each stalled stream holds about two messages in grpc plus a chunk or two; read-ahead
+    for all of them together stays within --max-readahead."""
+    sock = tmp_path / "d.sock"
+    with daemon(tmp_path / "home", str(sock), "--max-readahead", "32M") as server:
+        (tmp_path / "home" / "daemon.pid").write_text(str(server.pid))
+        await stall_readers(sock, tmp_path, limit=200 * 2 * MIB + 32 * MIB)
+
+
+async def stall_readers(daemon_socket: Path, tmp_path: Path, limit: int) -> None:
+    url = f"grpc+unix://{daemon_socket}"
+    blobs = await from_addr(BLOB_SERVICES, url)
+    data = random.Random(1).randbytes(64 << 20)
+    writer = await blobs.open_write()
+    await writer.write(data)
+    digest = await writer.close()
+    await blobs.close()
+    pid = int((tmp_path / "home" / "daemon.pid").read_text())
+    before = rss(pid)
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        STALLED_CLIENT,
+        str(daemon_socket),
+        digest.hex(),
+        "200",
+        stdout=asyncio.subprocess.PIPE,
+    )
+    try:
+        assert proc.stdout is not None
+        line = await asyncio.wait_for(proc.stdout.readline(), 120)
+        assert line == b"stalled\n"
+        await asyncio.sleep(3)  # let whatever the server would buffer pile up
+        grown = rss(pid) - before
+        print(f"200 stalled readers: the daemon grew by {grown / MIB:.0f} MiB")
+        assert grown < limit, f"200 stalled readers grew the daemon by {grown / MIB:.0f} MiB"
+        await alive(daemon_socket)  # and it still serves others
+    finally:
+        proc.kill()
+        await proc.wait()

@@ -21,20 +21,31 @@ ROOT = Path(__file__).resolve().parents[2]
 @contextmanager
 def bridge(home: Path, *flags: str) -> Iterator[str]:
     """`nar-bridge` on a fresh port over the embedded store at `home`; yields its URL."""
+    with bridge_process(home, *flags) as (url, _):
+        yield url
+
+
+@contextmanager
+def bridge_process(home: Path, *flags: str) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """As `bridge`, yielding the URL and the process (its log goes to a file beside
+    `home`: a pipe nobody reads would stop a bridge that logs much)."""
     port = free_port()
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            "from pytvix.cli.narbridge import main; main()",
-            "-l",
-            f"127.0.0.1:{port}",
-            *flags,
-        ],
-        cwd=ROOT,
-        env={**os.environ, "TVIX_STORE_HOME": str(home)},
-        stderr=subprocess.PIPE,
-    )
+    log = home.with_name(f"{home.name}-bridge-{port}.log")
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "wb") as stderr:
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                "from pytvix.cli.narbridge import main; main()",
+                "-l",
+                f"127.0.0.1:{port}",
+                *flags,
+            ],
+            cwd=ROOT,
+            env={**os.environ, "TVIX_STORE_HOME": str(home)},
+            stderr=stderr,
+        )
     try:
         deadline = time.monotonic() + 30
         while True:
@@ -42,9 +53,9 @@ def bridge(home: Path, *flags: str) -> Iterator[str]:
                 if s.connect_ex(("127.0.0.1", port)) == 0:
                     break
             if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(proc.stderr.read().decode() if proc.stderr else "no bridge")
+                raise RuntimeError(log.read_text())
             time.sleep(0.05)
-        yield f"http://127.0.0.1:{port}"
+        yield f"http://127.0.0.1:{port}", proc
     finally:
         proc.terminate()
         proc.wait(timeout=30)

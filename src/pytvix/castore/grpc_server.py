@@ -32,7 +32,9 @@ log = logging.getLogger(__name__)
 
 BLOB_SERVICE = "tvix.castore.v1.BlobService"
 DIRECTORY_SERVICE = "tvix.castore.v1.DirectoryService"
-READ_PIECE = 1 << 20  # bytes per BlobChunk sent
+# bytes per BlobChunk sent: grpc keeps about two messages of a stream in flight, so this is
+# most of what a client that stops reading holds of the server (see test_robustness)
+READ_PIECE = 256 << 10
 
 Context = aio.ServicerContext[Any, Any]
 

@@ -45,6 +45,15 @@ from pytvix.store.verify import verify_store
     "--allow-unauthenticated-writes).",
 )
 @click.option(
+    "--max-calls",
+    type=click.IntRange(min=1),
+    default=1024,
+    show_default=True,
+    envvar="MAX_CALLS",
+    help="gRPC calls handled at once; more are refused with RESOURCE_EXHAUSTED (each "
+    "stalled blob reader holds about 1 MiB besides the shared --max-readahead).",
+)
+@click.option(
     "--write-token-file",
     type=click.Path(exists=True, dir_okay=False),
     envvar="WRITE_TOKEN_FILE",
@@ -87,7 +96,11 @@ from pytvix.store.verify import verify_store
 )
 @bridge_options
 def daemon(
-    listen_address: str, shutdown_grace: float, nar_bridge_listen: str | None, **options: Any
+    listen_address: str,
+    shutdown_grace: float,
+    nar_bridge_listen: str | None,
+    max_calls: int,
+    **options: Any,
 ) -> None:
     """Serve the BlobService, DirectoryService and PathInfoService over gRPC.
 
@@ -107,7 +120,9 @@ def daemon(
         try:
             if nar_bridge_listen is not None:
                 runner = await start_bridge(services, config, nar_bridge_listen)
-            await serve_until_signalled(services, listen_address, shutdown_grace, security)
+            await serve_until_signalled(
+                services, listen_address, shutdown_grace, security, max_calls
+            )
         except ListenAddressError as e:
             raise click.ClickException(str(e)) from e
         finally:

@@ -122,6 +122,8 @@ async def serve_nar(
         if request.transport is not None:
             request.transport.close()
         return response
+    except ConnectionResetError:
+        return response  # the client went away (or stalled and was dropped)
     await response.write_eof()
     return response
 
@@ -146,6 +148,8 @@ async def _serve_range(
         log.error("serving %s bytes %d-%d: %s", request.path, start, end, e)
         if request.transport is not None:
             request.transport.close()
+        return response
+    except ConnectionResetError:
         return response
     await response.write_eof()
     return response

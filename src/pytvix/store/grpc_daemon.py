@@ -108,14 +108,19 @@ class StoreServer:
         security: ServerSecurity | None = None,
         *,
         check_roots: bool = True,
+        max_calls: int | None = None,
     ) -> StoreServer:
+        """Serve `services` on `listen`; more than `max_calls` calls at once are refused
+        with RESOURCE_EXHAUSTED."""
         security = security or ServerSecurity()
         address = ListenAddress.parse(listen)
         security.check_exposure(address)
         if address.unix_path is not None:
             remove_stale_socket(address.unix_path)
         interceptors = [WriteTokenCheck(security.write_token)] if security.write_token else None
-        server = aio.server(options=SERVER_OPTIONS, interceptors=interceptors)
+        server = aio.server(
+            options=SERVER_OPTIONS, interceptors=interceptors, maximum_concurrent_rpcs=max_calls
+        )
         nar_calculation = services.path_info.nar_calculation_service() or SimpleRenderer(
             services.blob, services.directory
         )
@@ -165,9 +170,10 @@ async def serve_until_signalled(
     listen: str,
     grace: float = 30.0,
     security: ServerSecurity | None = None,
+    max_calls: int | None = None,
 ) -> None:
     """Run the server until SIGINT or SIGTERM, then shut down gracefully."""
-    server = await StoreServer.start(services, listen, security)
+    server = await StoreServer.start(services, listen, security, max_calls=max_calls)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -26,7 +26,7 @@ FetchChunk = Callable[[ChunkMeta], Awaitable[bytes]]
 # 0.75-0.93 GB/s with 8, 1.09-1.10 GB/s with 16, 1.04-1.07 with 32 (1 GiB blob, 256 KiB chunks).
 DEFAULT_READAHEAD = 16
 # Chunks already read that stay cached, for concurrent reads nearby (FUSE sends several).
-KEEP_READ_CHUNKS = 8
+KEEP_READ_CHUNKS = 2
 
 
 class ChunkedBlobReader(BlobReader):

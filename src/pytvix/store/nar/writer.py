@@ -39,7 +39,7 @@ from pytvix.store.nar.tokens import (
 DEFAULT_BUFFER_SIZE = 64 * 1024
 """The writer hands data to its sink in pieces of at least this size (but the last)."""
 
-_CONTENT_READ_SIZE = 1024 * 1024
+_CONTENT_READ_SIZE = 256 * 1024
 _MAX_SIZE = 2**64 - 1
 _PAR2 = TOK_PAR + TOK_PAR
 

@@ -94,7 +94,7 @@ class NixHttpPathInfoService(PathInfoService):
                     raise StorageError(f"{url}: HTTP {response.status}")
                 raw = HashingSource(response.content)
                 node, nar_size, nar_sha256 = await ingest_nar(
-                    DecompressingSource(raw, narinfo.effective_compression),
+                    DecompressingSource(raw, narinfo.effective_compression, limit=narinfo.nar_size),
                     self.blobs,
                     self.directories,
                 )
