@@ -8,12 +8,12 @@ SRC := src tests bench scripts
 
 .PHONY: setup system-deps proto proto-check fmt lint type test check bench daemon clean
 
-## Python dependencies in .venv (editable install with dev and FUSE extras)
+## Python dependencies in .venv (editable install with every extra and the dev tools)
 setup: $(STAMP)
 $(STAMP): pyproject.toml $(SYSTEM_STAMP)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[dev,fuse]'
+	$(BIN)/pip install -q -e '.[all,dev]'
 	touch $(STAMP)
 
 ## Debian packages: libfuse3 headers for pyfuse3, nix, fuse3, servers used by tests

@@ -24,7 +24,7 @@ from pathlib import Path
 import grpc
 from grpc import aio
 
-from pytvix.castore.grpc_client import CHANNEL_OPTIONS
+from pytvix.castore.drivers.grpc import CHANNEL_OPTIONS
 from pytvix.store.grpc_daemon import SERVER_OPTIONS
 
 METHOD = "/floor.Stream/Get"

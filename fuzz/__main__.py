@@ -1,4 +1,4 @@
-"""`python -m fuzz <target> [--seconds N] [--workdir DIR] [libFuzzer args...]`.
+"""`python -m fuzz <target> [--seconds N] [--workdir DIR] [libFuzzer args...]` (`--list`).
 
 Runs one target under atheris with the pytvix modules instrumented for coverage. New
 inputs go to `<workdir>/<target>/corpus` (default workdir `fuzz/.work`, not checked in), the
@@ -22,11 +22,17 @@ INSTRUMENTED = ["pytvix", "fuzz", "tomllib"]
 
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m fuzz", description=__doc__.split("\n")[0])
-    parser.add_argument("target", choices=TARGETS)
+    parser.add_argument("target", nargs="?", choices=TARGETS)
+    parser.add_argument("--list", action="store_true", help="print the target names and exit")
     parser.add_argument("--seconds", type=int, default=60, help="stop after N seconds")
     parser.add_argument("--workdir", type=Path, default=FUZZ_DIR / ".work")
     parser.add_argument("--replay", action="store_true", help="run the corpus once, no fuzzing")
     args, libfuzzer_args = parser.parse_known_args(argv)
+    if args.list:
+        print(" ".join(TARGETS))
+        return 0
+    if args.target is None:
+        parser.error("a target is required (one of: " + ", ".join(TARGETS) + ")")
 
     work = args.workdir / args.target
     corpus = work / "corpus"

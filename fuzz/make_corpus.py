@@ -21,7 +21,7 @@ from pytvix._proto.tvix.castore.protos import rpc_blobstore_pb2 as blob_pb
 from pytvix.castore.canonical import encode_node
 from pytvix.castore.digests import B3Digest
 from pytvix.castore.directory import Directory
-from pytvix.castore.grpc_server import encode_blob_chunk
+from pytvix.castore.drivers.blob_chunk_wire import encode_blob_chunk
 from pytvix.castore.nodes import DirectoryNode, FileNode, Node, SymlinkNode
 from pytvix.narbridge.names import MAX_NODE_BYTES
 from pytvix.nixcompat import nixbase32

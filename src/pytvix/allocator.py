@@ -5,8 +5,8 @@ serves those from fresh mmap()s or gives freed heap back to the kernel (trim), s
 buffer page-faults its pages in again; on VMs whose free memory is returned to the host
 (free page reporting, as on the development VM) each such fault costs several microseconds.
 Keeping buffers up to MMAP_THRESHOLD on the heap, and up to TRIM_THRESHOLD of free heap
-before returning it, halves the page faults of a 1 GiB blob write (`perf stat -e
-page-faults`, 56k -> 33k) at the price of holding on to that much freed memory.
+before returning it, saves about half the page faults of a large blob write (README,
+"Measurements behind the code") at the price of holding on to that much freed memory.
 """
 
 from __future__ import annotations

@@ -12,11 +12,11 @@ from pytvix.castore.blobservice import BlobService, put_blob, read_blob
 from pytvix.castore.blobservice.combined import CacheBlobService, CombinedBlobService
 from pytvix.castore.blobservice.memory import MemoryBlobService
 from pytvix.castore.blobservice.objectstore import ObjectStoreBlobService
-from pytvix.castore.objectstore import ObjectStore
+from pytvix.castore.drivers.objectstore import open_object_store
 
 
 def far_store() -> ObjectStoreBlobService:
-    return ObjectStoreBlobService(ObjectStore("memory:///"), avg_chunk_size=65536)
+    return ObjectStoreBlobService(open_object_store("memory:///"), avg_chunk_size=65536)
 
 
 @pytest.mark.parametrize(

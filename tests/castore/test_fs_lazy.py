@@ -11,13 +11,13 @@ import pyfuse3
 import pytest
 
 from pytvix.castore.blobservice.objectstore import ObjectStoreBlobService
-from pytvix.castore.blobservice.objectstore_layout import chunk_key
 from pytvix.castore.digests import B3Digest
 from pytvix.castore.directoryservice.memory import MemoryDirectoryService
+from pytvix.castore.drivers.objectstore import open_object_store
 from pytvix.castore.fs.filesystem import CastoreFs
 from pytvix.castore.fs.inodes import ROOT_INODE
 from pytvix.castore.ingest.fs import ingest_path
-from pytvix.castore.objectstore import ObjectStore
+from pytvix.castore.object_layout import chunk_key
 from pytvix.nixcompat.store_path import build_source_path
 from pytvix.store.fs import StorePathRoots
 from pytvix.store.path_info import PathInfo
@@ -75,7 +75,7 @@ async def test_lazy_fetching(tmp_path: Path) -> None:
 
 
 async def test_errors(tmp_path: Path) -> None:
-    blobs = ObjectStoreBlobService(ObjectStore(f"file://{tmp_path}/blobs"))
+    blobs = ObjectStoreBlobService(open_object_store(f"file://{tmp_path}/blobs"))
     dirs = MemoryDirectoryService()
     path_infos = MemoryPathInfoService()
     tree = tmp_path / "t"

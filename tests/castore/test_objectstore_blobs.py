@@ -12,17 +12,14 @@ import pytest
 import zstandard
 
 from pytvix.castore.blobservice import ChunkMeta, put_blob, read_blob
+from pytvix.castore.blobservice.chunk_index import decode_index
 from pytvix.castore.blobservice.objectstore import DedupRate, ObjectStoreBlobService
-from pytvix.castore.blobservice.objectstore_layout import (
-    blob_key,
-    chunk_key,
-    decode_index,
-    digest_from_key,
-)
 from pytvix.castore.composition import BLOB_SERVICES, ConfigError, from_addr
 from pytvix.castore.digests import B3Digest
 from pytvix.castore.errors import StorageError
-from pytvix.castore.scrub import ScrubReport, no_progress
+from pytvix.castore.object_layout import blob_key, chunk_key, digest_from_key
+from pytvix.castore.progress import no_progress
+from pytvix.castore.scrub import ScrubReport
 from tests.castore.test_objectstore_local import cached_pages, evict
 from tests.chunked_reads import read_in_middle_chunk
 from tests.counting_store import CountingStore

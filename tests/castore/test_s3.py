@@ -24,27 +24,18 @@ import pytest
 
 from pytvix.castore.blobservice import put_blob, read_blob
 from pytvix.castore.blobservice.objectstore import ObjectStoreBlobService
-from pytvix.castore.blobservice.objectstore_layout import BLOBS_PREFIX, CHUNKS_PREFIX, chunk_key
 from pytvix.castore.composition import BLOB_SERVICES, from_addr
 from pytvix.castore.digests import B3Digest
+from pytvix.castore.drivers.objectstore import open_object_store
+from pytvix.castore.drivers.objectstore.options import typed_options
 from pytvix.castore.errors import StorageError
-from pytvix.castore.objectstore import Buffer, ObjectStore, _typed_options
-from pytvix.castore.scrub import ScrubReport, no_progress
+from pytvix.castore.object_layout import BLOBS_PREFIX, CHUNKS_PREFIX, chunk_key
+from pytvix.castore.progress import no_progress
+from pytvix.castore.scrub import ScrubReport
+from tests.counting_store import CountingStore
 from tests.servers.ceph import ACCESS_KEY, REGION, SECRET_KEY, Ceph, ceph, s3_options
 
 MIB = 1 << 20
-
-
-class CountingStore(ObjectStore):
-    """An ObjectStore recording the keys it fetched."""
-
-    def __init__(self, url: str, options: dict[str, str]) -> None:
-        super().__init__(url, options)
-        self.gets: list[str] = []
-
-    def get(self, key: str) -> Buffer | None:
-        self.gets.append(key)
-        return super().get(key)
 
 
 @pytest.fixture
@@ -141,7 +132,7 @@ async def test_concurrent_writers_of_one_blob(server: Ceph, bucket: str) -> None
 
 def test_writes_are_conditional_creates(server: Ceph, bucket: str) -> None:
     """An existing object is left alone and is not an error (keys are content-addressed)."""
-    store = ObjectStore(f"s3://{bucket}/p", server.options())
+    store = open_object_store(f"s3://{bucket}/p", server.options())
     server.client().put_object(Bucket=bucket, Key="p/k", Body=b"first")
     store.put("k", b"second")
     assert bytes(store.get("k") or b"") == b"first"
@@ -155,7 +146,7 @@ def test_writes_are_conditional_creates(server: Ceph, bucket: str) -> None:
 
 def test_multipart_object(server: Ceph, bucket: str) -> None:
     """Objects over the multipart threshold (64 MiB) go up in parts and read back whole."""
-    store = ObjectStore(f"s3://{bucket}/p", server.options())
+    store = open_object_store(f"s3://{bucket}/p", server.options())
     data = os.urandom(70 * MIB)
     store.put("big", data)
     assert objects(server, bucket, "p/big") == {"p/big": len(data)}
@@ -226,7 +217,7 @@ async def test_radosgw_restart_is_retried_through(server: Ceph, bucket: str) -> 
 
 
 def test_directory_service_on_s3_reports_store_on_failure(server: Ceph, bucket: str) -> None:
-    store = ObjectStore(
+    store = open_object_store(
         f"s3://{bucket}/d", server.options(max_retries="1", init_backoff="10ms", retry_timeout="1s")
     )
     server.stop_rgw()
@@ -241,8 +232,8 @@ def test_directory_service_on_s3_reports_store_on_failure(server: Ceph, bucket: 
 # --- options ----------------------------------------------------------------------------------
 
 
-def test_typed_options() -> None:
-    typed = _typed_options(
+def testtyped_options() -> None:
+    typed = typed_options(
         {
             "aws_allow_http": "true",
             "aws_region": "us-east-1",
@@ -268,9 +259,9 @@ def test_typed_options() -> None:
         },
     }
     with pytest.raises(StorageError, match="not a duration"):
-        _typed_options({"retry_timeout": "soon"})
+        typed_options({"retry_timeout": "soon"})
     with pytest.raises(StorageError, match="not an integer"):
-        _typed_options({"max_retries": "many"})
+        typed_options({"max_retries": "many"})
 
 
 def test_store_without_conditional_create_falls_back(tmp_path: Path) -> None:
@@ -307,7 +298,9 @@ def test_store_without_conditional_create_falls_back(tmp_path: Path) -> None:
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
     try:
-        store = ObjectStore(f"http://127.0.0.1:{httpd.server_address[1]}/base", {"allow_http": "1"})
+        store = open_object_store(
+            f"http://127.0.0.1:{httpd.server_address[1]}/base", {"allow_http": "1"}
+        )
         store.put("a/b", b"first")
         assert objects == {"/base/a/b": b"first"}
         store.put("a/b", b"again")
@@ -322,7 +315,7 @@ def test_store_without_conditional_create_falls_back(tmp_path: Path) -> None:
 
 def test_remote_defaults_and_overrides() -> None:
     def inner(options: dict[str, str]) -> Any:
-        return ObjectStore("s3://b/p", {"aws_region": "us-east-1", **options})._store
+        return open_object_store("s3://b/p", {"aws_region": "us-east-1", **options})._store
 
     assert inner({}).config["unsigned_payload"] == "true"
     assert inner({}).retry_config["max_retries"] == 15
@@ -333,7 +326,7 @@ def test_remote_defaults_and_overrides() -> None:
 
 def test_unknown_option_is_storage_error() -> None:
     with pytest.raises(StorageError, match="cannot open object store s3://b/p"):
-        ObjectStore("s3://b/p", {"no_such_option": "1"})
+        open_object_store("s3://b/p", {"no_such_option": "1"})
 
 
 # --- fault injection (moto) -------------------------------------------------------------------
@@ -446,7 +439,7 @@ def faulty(moto_server: FaultyS3) -> Iterator[FaultyS3]:
 
 @pytest.mark.parametrize("status", [500, 503])
 def test_transient_errors_are_retried(faulty: FaultyS3, status: int) -> None:
-    store = ObjectStore("s3://faulty/p", faulty.options())
+    store = open_object_store("s3://faulty/p", faulty.options())
     put_fault = faulty.fail("PUT", "/p/obj", 3, status)
     store.put("obj", b"payload")
     assert put_fault.hits == 3
@@ -460,7 +453,7 @@ def test_transient_errors_are_retried(faulty: FaultyS3, status: int) -> None:
 
 
 async def test_transient_errors_are_retried_async(faulty: FaultyS3) -> None:
-    store = ObjectStore("s3://faulty/a", faulty.options())
+    store = open_object_store("s3://faulty/a", faulty.options())
     faulty.fail("PUT", "/a/obj", 2)
     await store.aput("obj", b"payload")
     faulty.fail("GET", "/a/obj", 2)
@@ -483,7 +476,7 @@ async def test_blob_import_survives_transient_errors(faulty: FaultyS3) -> None:
 
 
 def test_persistent_failure_is_storage_error_naming_the_store(faulty: FaultyS3) -> None:
-    store = ObjectStore("s3://faulty/persist", faulty.options(max_retries="2"))
+    store = open_object_store("s3://faulty/persist", faulty.options(max_retries="2"))
     fault = faulty.fail("PUT", "/persist/obj", -1)
     with pytest.raises(StorageError) as info:
         store.put("obj", b"payload")
@@ -497,7 +490,7 @@ def test_persistent_failure_is_storage_error_naming_the_store(faulty: FaultyS3) 
 
 
 def test_hung_reads_time_out_and_are_retried(faulty: FaultyS3) -> None:
-    store = ObjectStore("s3://faulty/p", faulty.options(timeout="300ms"))
+    store = open_object_store("s3://faulty/p", faulty.options(timeout="300ms"))
     store.put("slow", b"payload")
     fault = faulty.fail("GET", "/p/slow", 1, status=200, delay=1.0)
     started = time.monotonic()

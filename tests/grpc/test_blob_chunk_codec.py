@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pytvix._proto.tvix.castore.protos import rpc_blobstore_pb2 as pb
-from pytvix.castore.grpc_server import blob_chunk_data, encode_blob_chunk
+from pytvix.castore.drivers.blob_chunk_wire import blob_chunk_data, encode_blob_chunk
 
 
 @given(st.binary(max_size=5000))

@@ -17,7 +17,7 @@ import pytest
 
 from pytvix.castore.directoryservice import put_closure
 from pytvix.castore.errors import StorageError
-from pytvix.castore.scrub import no_progress
+from pytvix.castore.progress import no_progress
 from pytvix.store.composition import StoreServices, open_store_from_urls
 from pytvix.store.defaults import embedded_urls, store_home
 from pytvix.store.verify import verify_store

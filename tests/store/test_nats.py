@@ -17,8 +17,8 @@ import pytest
 import zstandard
 
 from pytvix.castore.blobservice import put_blob, read_blob
+from pytvix.castore.blobservice.chunk_index import decode_index
 from pytvix.castore.blobservice.nats import NatsBlobService, NatsBlobServiceConfig
-from pytvix.castore.blobservice.objectstore_layout import decode_index
 from pytvix.castore.composition import (
     BLOB_SERVICES,
     DIRECTORY_SERVICES,
@@ -30,10 +30,11 @@ from pytvix.castore.digests import B3Digest
 from pytvix.castore.directory import Directory
 from pytvix.castore.directoryservice import put_closure
 from pytvix.castore.directoryservice.nats import NatsDirectoryService
+from pytvix.castore.drivers.nats import KvBucket
 from pytvix.castore.errors import StorageError
-from pytvix.castore.nats_client import KvBucket
 from pytvix.castore.nodes import DirectoryNode, FileNode
-from pytvix.castore.scrub import ScrubReport, no_progress
+from pytvix.castore.progress import no_progress
+from pytvix.castore.scrub import ScrubReport
 from pytvix.nixcompat.store_path import StorePath
 from pytvix.store.composition import (
     PATHINFO_SERVICES,

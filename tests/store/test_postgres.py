@@ -15,7 +15,6 @@ import asyncpg  # type: ignore[import-untyped]
 import blake3
 import pytest
 
-from pytvix.castore import pg
 from pytvix.castore.composition import (
     BLOB_SERVICES,
     DIRECTORY_SERVICES,
@@ -31,8 +30,10 @@ from pytvix.castore.directoryservice.postgres import (
     PostgresDirectoryService,
     PostgresDirectoryServiceConfig,
 )
+from pytvix.castore.drivers import postgres as pg
 from pytvix.castore.errors import StorageError
-from pytvix.castore.scrub import ScrubReport, no_progress
+from pytvix.castore.progress import no_progress
+from pytvix.castore.scrub import ScrubReport
 from pytvix.store.composition import (
     PATHINFO_SERVICES,
     build_store,

@@ -23,8 +23,9 @@ from pytvix.store.nar.errors import NarError
 from pytvix.store.nar.hashing import NarHasher
 from pytvix.store.nar.ingest import ingest_nar
 from pytvix.store.nar.io import BytesSource, ListSink
-from pytvix.store.nar.render import RenderError, SimpleRenderer, calculate_nar, render_nar
+from pytvix.store.nar.render import RenderError, calculate_nar, render_nar
 from pytvix.store.nar.seekable import SeekableNar
+from pytvix.store.nar_calculation import SimpleRenderer
 from pytvix.testing import fixtures as fx
 from pytvix.testing.trees import make_tree
 

@@ -208,7 +208,11 @@ class ServiceKind(Generic[T]):
             known = ", ".join(sorted(self.backends))
             raise ConfigError(f"unknown {self.label} type {tag!r} (known: {known})")
         module_name, _, class_name = target.partition(":")
-        cls = getattr(importlib.import_module(module_name), class_name)
+        from pytvix.castore.extras import needs_extra  # noqa: PLC0415 (it imports this module)
+
+        with needs_extra(f"{self.label} type {tag!r}"):
+            module = importlib.import_module(module_name)
+        cls = getattr(module, class_name)
         if not (isinstance(cls, type) and issubclass(cls, ServiceConfig)):
             raise TypeError(f"{target} is not a ServiceConfig")
         return cls

@@ -19,7 +19,7 @@ from pytvix.castore.directoryservice import DirectoryService
 from pytvix.castore.errors import StorageError
 from pytvix.castore.fetch import BlobPrefetcher, Closure, fetch_tree, files_in_order
 from pytvix.castore.nodes import DirectoryNode, FileNode, Node, SymlinkNode
-from pytvix.castore.scrub import Progress, no_progress
+from pytvix.castore.progress import Progress, no_progress
 from pytvix.castore.workers import run
 
 PIECE = 4 << 20

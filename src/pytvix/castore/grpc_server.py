@@ -17,7 +17,6 @@ from grpc import aio
 
 from pytvix._proto.tvix.castore.protos import castore_pb2, rpc_blobstore_pb2, rpc_directory_pb2
 from pytvix.castore.blobservice import BlobService
-from pytvix.castore.canonical import varint
 from pytvix.castore.digests import B3_LEN, B3Digest
 from pytvix.castore.directory import Directory
 from pytvix.castore.directoryservice import (
@@ -25,6 +24,7 @@ from pytvix.castore.directoryservice import (
     DirectoryService,
     EncodedClosureSource,
 )
+from pytvix.castore.drivers.blob_chunk_wire import blob_chunk_data, encode_blob_chunk
 from pytvix.castore.errors import CastoreError, DirectoryError, InvalidRequestError, StorageError
 from pytvix.castore.proto import directory_from_proto
 
@@ -74,29 +74,6 @@ async def parse_stream(
 
 def _digest(raw: bytes) -> B3Digest | None:
     return B3Digest(raw) if len(raw) == B3_LEN else None
-
-
-def encode_blob_chunk(*parts: bytes | memoryview) -> bytes:
-    """tvix.castore.v1.BlobChunk{data = the concatenated parts} without building a message
-    object; one copy of the data."""
-    size = sum(len(p) for p in parts)
-    return b"".join([b"\x0a", varint(size), *parts]) if size else b""
-
-
-def blob_chunk_data(message: bytes) -> memoryview | None:
-    """The data of a BlobChunk that is exactly one field 1 (as encoders write it), as a view
-    into `message` (no copy); None for any other shape, which the protobuf parser decides."""
-    if len(message) < 2 or message[0] != 0x0A:
-        return None
-    length = shift = 0
-    for pos in range(1, min(len(message), 11)):
-        byte = message[pos]
-        length |= (byte & 0x7F) << shift
-        if not byte & 0x80:
-            start = pos + 1
-            return memoryview(message)[start:] if start + length == len(message) else None
-        shift += 7
-    return None
 
 
 class BlobServicer:

@@ -8,13 +8,11 @@ Backends that describe themselves for `tvix-store info` implement `Describable`.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
 from pytvix.castore.digests import B3Digest
-
-Progress = Callable[[str, int], None]  # (what, bytes or items advanced)
+from pytvix.castore.progress import Progress
 
 
 @dataclass
@@ -49,7 +47,3 @@ class Scrubbable(Protocol):
 @runtime_checkable
 class Describable(Protocol):
     async def describe(self) -> dict[str, str | int]: ...
-
-
-def no_progress(what: str, n: int) -> None:
-    """A Progress callback that ignores progress."""

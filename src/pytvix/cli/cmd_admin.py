@@ -1,7 +1,7 @@
 """`info`, `verify` and the long-running services (`daemon`, `mount`).
 
 The subsystems behind `daemon` and `mount` (the gRPC server, aiohttp, pyfuse3 and trio) are
-imported by those commands only: they take about 0.4 s to load, which every other command
+imported by those commands only: they take long to load (README), which every other command
 (`dump`, `cat`, `import` ...) would otherwise pay at start.
 """
 
@@ -14,6 +14,8 @@ from typing import Any
 
 import click
 
+from pytvix.castore.composition import ConfigError
+from pytvix.castore.extras import needs_extra
 from pytvix.castore.scrub import Describable, ScrubReport
 from pytvix.cli.app import cli
 from pytvix.cli.common import (
@@ -183,8 +185,12 @@ def mount(
     The root contains store paths (/nix/store basenames), found by lookup; listing it needs
     --list-root. Runs in the foreground until SIGINT/SIGTERM or `fusermount3 -u MOUNTPOINT`.
     """
-    from pytvix.castore.fs.filesystem import CastoreFs  # noqa: PLC0415 (see module docstring)
-    from pytvix.castore.fs.mount import run_mount  # noqa: PLC0415
+    try:
+        with needs_extra("tvix-store mount"):
+            from pytvix.castore.fs.filesystem import CastoreFs  # noqa: PLC0415 (module docstring)
+            from pytvix.castore.fs.mount import run_mount  # noqa: PLC0415
+    except ConfigError as e:
+        raise click.ClickException(str(e)) from e
     from pytvix.store.fs import StorePathRoots  # noqa: PLC0415
 
     addrs = ServiceAddrs.from_options(options)

@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 
 import click
 
+from pytvix.castore import workers
 from pytvix.castore.composition import ConfigError
 from pytvix.castore.errors import CastoreError
 from pytvix.store.composition import StoreServices, open_store_from_toml, open_store_from_urls
@@ -66,6 +67,24 @@ def service_options(f: F) -> F:
     for option in reversed(options):
         f = option(f)
     return f
+
+
+def configure_workers_from_environment() -> None:
+    """Worker pool sizes from PYTVIX_WORKER_THREADS, PYTVIX_IO_THREADS, PYTVIX_CPU_THREADS."""
+
+    def number(name: str) -> int | None:
+        value = os.environ.get(name, "").strip()
+        if not value:
+            return None
+        if not value.isdigit():
+            raise SystemExit(f"Error: {name} must be a number of threads, got {value!r}")
+        return int(value)
+
+    workers.configure(
+        worker=number("PYTVIX_WORKER_THREADS"),
+        io=number("PYTVIX_IO_THREADS"),
+        cpu=number("PYTVIX_CPU_THREADS"),
+    )
 
 
 def setup_logging(level: str) -> None:

@@ -15,6 +15,7 @@ from pytvix.castore.composition import ConfigError
 from pytvix.castore.readahead import set_limit as set_readahead_limit
 from pytvix.cli.common import (
     ServiceAddrs,
+    configure_workers_from_environment,
     global_options,
     run_async,
     service_options,
@@ -196,4 +197,5 @@ def cli(log_level: str, otlp: bool, listen_address: str, **options: Any) -> None
 
 def main() -> None:
     tune_allocator()
+    configure_workers_from_environment()
     cli(prog_name="nar-bridge")

@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.live import Live
 from rich.text import Text
 
-from pytvix.castore.scrub import Progress
+from pytvix.castore.progress import Progress
 
 
 def human_bytes(n: float) -> str:

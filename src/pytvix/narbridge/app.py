@@ -47,7 +47,7 @@ from pytvix.nixcompat.narinfo import NarInfo, NarInfoError, parse_narinfo
 from pytvix.nixcompat.signing import SigningKey, VerifyingKey
 from pytvix.store.composition import StoreServices
 from pytvix.store.content_address import ContentAddressError, verify_content_address
-from pytvix.store.nar.render import SimpleRenderer
+from pytvix.store.nar_calculation import SimpleRenderer
 from pytvix.store.narinfo import nar_url, to_narinfo
 from pytvix.store.path_info import PathInfo
 

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from pytvix.castore.ingest.fs import ingest_path
-from pytvix.castore.scrub import Progress, no_progress
+from pytvix.castore.progress import Progress, no_progress
 from pytvix.nixcompat.nixhash import CAHash, HashAlgo, NixHash, NixHashError, parse_ca
 from pytvix.nixcompat.store_path import StorePath, StorePathError
 from pytvix.store.composition import StoreServices

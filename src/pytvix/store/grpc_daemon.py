@@ -20,16 +20,16 @@ from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection, reflection_pb2
 from grpc_reflection.v1alpha._async import ReflectionServicer
 
+from pytvix.castore.drivers.grpc import MAX_MESSAGE
 from pytvix.castore.grpc_server import BLOB_SERVICE, DIRECTORY_SERVICE, castore_handlers
 from pytvix.store.composition import StoreServices
 from pytvix.store.grpc_server import PATHINFO_SERVICE, store_handlers
 from pytvix.store.listen import ListenAddress, ListenAddressError, remove_stale_socket
-from pytvix.store.nar.render import SimpleRenderer
+from pytvix.store.nar_calculation import SimpleRenderer
 from pytvix.store.server_security import ServerSecurity
 
 log = logging.getLogger(__name__)
 
-MAX_MESSAGE = 256 << 20  # large Directory messages (100k+ entries) must fit
 SERVER_OPTIONS = [
     ("grpc.max_receive_message_length", MAX_MESSAGE),
     ("grpc.max_send_message_length", MAX_MESSAGE),

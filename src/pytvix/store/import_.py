@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from pytvix.castore.ingest.fs import IngestStats, ingest_path
 from pytvix.castore.nodes import Node
-from pytvix.castore.scrub import Progress, no_progress
+from pytvix.castore.progress import Progress, no_progress
 from pytvix.nixcompat.nixhash import CANar, HashAlgo, NixHash
 from pytvix.nixcompat.store_path import StorePath, StorePathError, build_source_path
 from pytvix.store.composition import StoreServices

@@ -9,10 +9,11 @@ from pytvix.castore.directoryservice import DirectoryService
 from pytvix.castore.directoryservice.graph import ClosureError, RootToLeavesValidator
 from pytvix.castore.errors import CastoreError
 from pytvix.castore.nodes import DirectoryNode, FileNode
-from pytvix.castore.scrub import Progress, Scrubbable, ScrubReport
+from pytvix.castore.progress import Progress
+from pytvix.castore.scrub import Scrubbable, ScrubReport
 from pytvix.nixcompat.nixhash import HashAlgo, NixHash
 from pytvix.store.composition import StoreServices
-from pytvix.store.nar.render import SimpleRenderer
+from pytvix.store.nar_calculation import SimpleRenderer
 from pytvix.store.path_info import PathInfo
 
 

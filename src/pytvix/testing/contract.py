@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 from dataclasses import replace
-from typing import Any
 
 import pytest
 
@@ -251,8 +250,3 @@ class PathInfoServiceContract:
         assert sorted(listed, key=lambda i: i.store_path) == sorted(
             stored, key=lambda i: i.store_path
         )
-
-
-def contract_param(name: str, **marks: Any) -> Any:
-    """A pytest.param for a backend id (helper for the parametrized fixtures)."""
-    return pytest.param(name, id=name, **marks)

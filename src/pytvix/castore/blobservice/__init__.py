@@ -81,18 +81,6 @@ class BlobReader(ABC):
     async def close(self) -> None:  # noqa: B027 - optional hook, most readers hold nothing
         """Release resources; the reader is unusable afterwards."""
 
-    async def readexactly(self, n: int) -> bytes:
-        """Exactly `n` bytes or EOFError."""
-        parts: list[bytes] = []
-        remaining = n
-        while remaining > 0:
-            part = await self.read(remaining)
-            if not part:
-                raise EOFError(f"blob ended {remaining} bytes early")
-            parts.append(part)
-            remaining -= len(part)
-        return b"".join(parts)
-
     def _resolve_seek(self, offset: int, whence: int) -> int:
         """Absolute target position of a seek; ValueError if it would be negative."""
         if whence == os.SEEK_SET:

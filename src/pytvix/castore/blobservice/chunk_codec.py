@@ -9,15 +9,16 @@ import threading
 import blake3
 import zstandard
 
+from pytvix.buffers import Buffer
 from pytvix.castore.digests import B3Digest
 from pytvix.castore.errors import StorageError
 
 ZSTD_LEVEL = 1
-# Chunks that do not compress: at level 1 zstd spends about 190 µs on a 256 KiB chunk of
-# random bytes (1.3 GB/s) to find no matches, and then stores them as raw blocks, a copy of
-# the chunk behind 3-byte block headers. Those chunks are framed as raw blocks directly,
-# around the chunk's own bytes (nothing compressed, nothing copied). A 16 KiB probe from the
-# middle of the chunk (about 6 µs) decides; compressible data keeps level 1.
+# Chunks that do not compress: zstd spends as long on random bytes to find no matches as on
+# compressible ones, and then stores them as raw blocks, a copy of the chunk behind 3-byte
+# block headers. Those chunks are framed as raw blocks directly, around the chunk's own bytes
+# (nothing compressed, nothing copied). A cheap 16 KiB probe from the middle of the chunk
+# decides; compressible data keeps level 1.
 PROBE = 16 << 10
 INCOMPRESSIBLE = 0.97  # probe frame size / probe size at or above which data counts as such
 
@@ -30,7 +31,6 @@ _SINGLE_SEGMENT_FCS4 = 0xA0
 _SINGLE_SEGMENT_FCS8 = 0xE0
 _MAX_BLOCK = 128 << 10
 
-Buffer = bytes | memoryview
 
 _local = threading.local()
 

@@ -22,8 +22,8 @@ from pytvix.castore.readahead import BUDGET
 
 FetchChunk = Callable[[ChunkMeta], Awaitable[bytes]]
 
-# Chunks in flight beyond a sequential read: local stores read cold chunks from disk at
-# 0.75-0.93 GB/s with 8, 1.09-1.10 GB/s with 16, 1.04-1.07 with 32 (1 GiB blob, 256 KiB chunks).
+# Chunks in flight beyond a sequential read: enough to keep a local disk busy (README,
+# "Measurements behind the code").
 DEFAULT_READAHEAD = 16
 # Chunks already read that stay cached, for concurrent reads nearby (FUSE sends several).
 KEEP_READ_CHUNKS = 2

@@ -22,9 +22,9 @@ from pytvix.castore.blobservice.chunking import immutable_piece
 from pytvix.castore.blobservice.spooled import receive_blob
 from pytvix.castore.composition import Composition, ServiceConfig
 from pytvix.castore.digests import B3Digest
+from pytvix.castore.drivers.blob_chunk_wire import blob_chunk_data, encode_blob_chunk
+from pytvix.castore.drivers.grpc import GrpcConfig, RemoteDescription, method, rpc_error
 from pytvix.castore.errors import InvalidDigestLen, StorageError
-from pytvix.castore.grpc_client import GrpcConfig, RemoteDescription, method, rpc_error
-from pytvix.castore.grpc_server import blob_chunk_data, encode_blob_chunk
 from pytvix.castore.workers import run
 
 SERVICE = "/tvix.castore.v1.BlobService/"

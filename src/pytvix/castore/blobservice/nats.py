@@ -1,6 +1,6 @@
 """BlobService on NATS JetStream (`nats://host:port?bucket_prefix=pytvix`).
 
-Layout (two KV buckets; see `pytvix.castore.nats_client` for connections and large values):
+Layout (two KV buckets; see `pytvix.castore.drivers.nats` for connections and large values):
 - `<prefix>-chunks`: key hex(chunk digest) -> zstd frame of the chunk. Content-addressed, so
   chunks are shared by all blobs containing them.
 - `<prefix>-blobs`: key hex(blob digest) -> serialized StatBlobResponse listing the chunks
@@ -38,21 +38,22 @@ from pytvix.castore.blobservice import (
     ChunkMeta,
 )
 from pytvix.castore.blobservice.chunk_codec import compress_chunk, decode_chunk
+from pytvix.castore.blobservice.chunk_index import decode_index, encode_index
 from pytvix.castore.blobservice.chunked_reader import ChunkedBlobReader
 from pytvix.castore.blobservice.chunked_writer import MAX_INFLIGHT_CHUNKS, ChunkedBlobWriter
 from pytvix.castore.blobservice.chunking import DEFAULT_AVG_CHUNK_SIZE, StreamChunker
-from pytvix.castore.blobservice.objectstore_layout import decode_index, encode_index
 from pytvix.castore.composition import Composition, ConfigError, ServiceConfig
 from pytvix.castore.digests import EMPTY_BLOB_DIGEST, B3Digest
-from pytvix.castore.errors import StorageError
-from pytvix.castore.nats_client import (
+from pytvix.castore.drivers.nats import (
     KvBucket,
     LargeValues,
     NatsConnection,
     NatsSettings,
     gather_limited,
 )
-from pytvix.castore.scrub import Progress, ScrubReport
+from pytvix.castore.errors import StorageError
+from pytvix.castore.progress import Progress
+from pytvix.castore.scrub import ScrubReport
 from pytvix.castore.workers import run
 
 # Blobs (or chunks) handled at once by put_many, read_many and scrub.

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 import blake3
 
+from pytvix.buffers import Buffer
 from pytvix.castore.blobservice import (
     BlobReader,
     BlobService,
@@ -29,31 +30,30 @@ from pytvix.castore.blobservice import (
     ChunkMeta,
 )
 from pytvix.castore.blobservice.chunk_codec import decode_chunk, encode_chunk
+from pytvix.castore.blobservice.chunk_index import decode_index, encode_index
 from pytvix.castore.blobservice.chunked_reader import DEFAULT_READAHEAD, ChunkedBlobReader
 from pytvix.castore.blobservice.chunked_writer import ChunkedBlobWriter
 from pytvix.castore.blobservice.chunking import DEFAULT_AVG_CHUNK_SIZE, StreamChunker
-from pytvix.castore.blobservice.objectstore_layout import (
-    BLOBS_PREFIX,
-    CHUNKS_PREFIX,
-    blob_key,
-    chunk_key,
-    decode_index,
-    encode_index,
-)
 from pytvix.castore.blobservice.objectstore_scrub import BlobScrubber, count_objects
 from pytvix.castore.composition import Composition, ConfigError, ServiceConfig, ServiceUrl
 from pytvix.castore.digests import EMPTY_BLOB_DIGEST, B3Digest
+from pytvix.castore.drivers.objectstore import (
+    NOT_CACHED,
+    ObjectStore,
+    object_store_url,
+    open_object_store,
+    parse_bool,
+)
 from pytvix.castore.errors import StorageError
-from pytvix.castore.objectstore import Buffer, ObjectStore
-from pytvix.castore.scrub import Progress, ScrubReport
+from pytvix.castore.object_layout import BLOBS_PREFIX, CHUNKS_PREFIX, blob_key, chunk_key
+from pytvix.castore.progress import Progress
+from pytvix.castore.scrub import ScrubReport
 from pytvix.castore.workers import cpu_pool, run, run_on
 
 # Stored chunks up to this size (the default chunker's largest chunk, 512 KiB, plus zstd
-# framing) are read on the event loop when the page cache holds them (_load_chunk):
-# reading, hashing and unframing one takes about 100-200 µs, less than the hand-off to and
-# from a worker thread costs in wake-ups. With the store cached, a 1 GiB blob read in
-# process went from 2.0-2.2 to 2.8-3.1 GB/s, a sequential FUSE read from 0.39-0.60 to
-# 0.81-1.5 GB/s, and FUSE `cat` of 20k small files from 6.0-6.6 s to 3.9-4.4 s.
+# framing) are read on the event loop when the page cache holds them (_load_chunk): such a
+# read costs less than the hand-off to and from a worker thread (README, "Measurements
+# behind the code").
 INLINE_READ_MAX = 576 << 10
 # Chunks a sequential reader keeps in flight beyond its read on remote stores, where each
 # fetch is a request with milliseconds of latency (local stores: DEFAULT_READAHEAD).
@@ -68,7 +68,7 @@ class ObjectStoreBlobService(BlobService):
         self.store = store
         self.avg_chunk_size = avg_chunk_size
         self.fsync = fsync
-        # local chunks cost ~0.5 ms each to store: a few per worker job save hand-offs;
+        # local chunks are cheap to store: a few per worker job save hand-offs;
         # remote ones wait on the network, and go one per job (in parallel)
         self.chunks_per_job = 1 if store.remote else LOCAL_CHUNKS_PER_JOB
         # writing batches of small blobs: locally CPU and syscall work (no more jobs than
@@ -150,9 +150,8 @@ class ObjectStoreBlobService(BlobService):
         thread hand-off costs more than the read (`perf` of a FUSE mount serving `cat` and
         sequential reads: a third of its CPU time in thread switches); else on the store's
         pool."""
-        try:
-            compressed = self.store.get_cached(chunk_key(digest), INLINE_READ_MAX)
-        except BlockingIOError:
+        compressed = self.store.get_cached(chunk_key(digest), INLINE_READ_MAX)
+        if compressed is NOT_CACHED:
             return await run_on(self.store.executor, self.read_chunk, digest, expected_size)
         return self._decode(digest, compressed, expected_size)
 
@@ -330,35 +329,9 @@ class ObjectStoreBlobServiceConfig(ServiceConfig[BlobService]):
     async def build(self, instance: str, composition: Composition) -> BlobService:
         try:
             return ObjectStoreBlobService(
-                ObjectStore(self.object_store_url, self.object_store_options),
+                open_object_store(self.object_store_url, self.object_store_options),
                 self.avg_chunk_size,
                 self.fsync,
             )
         except ValueError as e:
             raise ConfigError(f"blob service {instance!r}: {e}") from e
-
-
-def object_store_url(url: ServiceUrl) -> tuple[str, dict[str, str]]:
-    """`objectstore+s3://b/p?k=v` -> (`s3://b/p`, {k: v})."""
-    inner = url.inner_scheme
-    if not inner:
-        raise ConfigError(
-            f"{url.raw}: expected objectstore+<scheme>://..., e.g. objectstore+file:///path"
-        )
-    rest = url.raw.split("://", 1)[1] if "://" in url.raw else url.raw.split(":", 1)[1]
-    base = rest.split("?", 1)[0]
-    options: dict[str, str] = {}
-    for key, value in url.query:
-        if key in options:
-            raise ConfigError(f"{url.raw}: option {key!r} given more than once")
-        options[key] = value
-    return f"{inner}://{base}", options
-
-
-def parse_bool(url: ServiceUrl, key: str, value: str) -> bool:
-    lowered = value.lower()
-    if lowered in ("1", "true", "yes"):
-        return True
-    if lowered in ("0", "false", "no"):
-        return False
-    raise ConfigError(f"{url.raw}: {key} must be true or false, got {value!r}")

@@ -7,17 +7,13 @@ from collections.abc import Callable
 
 import blake3
 
-from pytvix.castore.blobservice.objectstore_layout import (
-    BLOBS_PREFIX,
-    CHUNKS_PREFIX,
-    blob_key,
-    decode_index,
-    digest_from_key,
-)
+from pytvix.castore.blobservice.chunk_index import decode_index
 from pytvix.castore.digests import B3Digest
+from pytvix.castore.drivers.objectstore import ObjectStore
 from pytvix.castore.errors import StorageError
-from pytvix.castore.objectstore import ObjectStore
-from pytvix.castore.scrub import Progress, ScrubReport
+from pytvix.castore.object_layout import BLOBS_PREFIX, CHUNKS_PREFIX, blob_key, digest_from_key
+from pytvix.castore.progress import Progress
+from pytvix.castore.scrub import ScrubReport
 
 ReadChunk = Callable[[B3Digest, int | None], bytes | None]
 

@@ -7,8 +7,9 @@ from pytvix.castore.digests import B3Digest
 from pytvix.castore.directory import Directory
 from pytvix.castore.errors import DirectoryError, StorageError
 from pytvix.castore.path import PathComponent
+from pytvix.castore.progress import Progress
 from pytvix.castore.proto import decode_expected_directory
-from pytvix.castore.scrub import Progress, ScrubReport
+from pytvix.castore.scrub import ScrubReport
 
 
 def decode_verified(expected: B3Digest, data: bytes) -> Directory:

@@ -23,8 +23,8 @@ from pytvix.castore.directoryservice.graph import (
     LeavesToRootValidator,
     RootToLeavesValidator,
 )
+from pytvix.castore.drivers.grpc import GrpcConfig, RemoteDescription, method, rpc_error
 from pytvix.castore.errors import DirectoryError, InvalidDigestLen, StorageError
-from pytvix.castore.grpc_client import GrpcConfig, RemoteDescription, method, rpc_error
 from pytvix.castore.proto import decode_expected_directory
 
 SERVICE = "/tvix.castore.v1.DirectoryService/"

@@ -14,9 +14,10 @@ from pytvix.castore.directory import Directory
 from pytvix.castore.directoryservice import ClosureStore, DirectoryService
 from pytvix.castore.directoryservice.codec import DirectoryScrub, decode_verified
 from pytvix.castore.directoryservice.traverse import EncodedClosureWalk
-from pytvix.castore.lmdb_env import LmdbConfig, LmdbEnv
+from pytvix.castore.drivers.lmdb import LmdbConfig, LmdbEnv
+from pytvix.castore.progress import Progress
 from pytvix.castore.proto import decode_directory
-from pytvix.castore.scrub import Progress, ScrubReport
+from pytvix.castore.scrub import ScrubReport
 from pytvix.castore.workers import run
 
 TABLE = b"directory"

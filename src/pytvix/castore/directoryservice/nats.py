@@ -2,7 +2,7 @@
 
 KV bucket `<prefix>-directories`: key hex(digest) -> canonical Directory bytes, verified
 (digest and validity) on every read. A directory larger than one message goes to the
-`<prefix>-large` object store (see `pytvix.castore.nats_client`).
+`<prefix>-large` object store (see `pytvix.castore.drivers.nats`).
 
 Closures are validated by the putter, then written leaves first: a directory is created only
 after all its subdirectories are acknowledged (directories of one depth level concurrently),
@@ -26,13 +26,14 @@ from pytvix.castore.directory import Directory
 from pytvix.castore.directoryservice import ClosureStore, DirectoryService
 from pytvix.castore.directoryservice.codec import DirectoryScrub, decode_verified
 from pytvix.castore.directoryservice.traverse import EncodedClosureWalk
-from pytvix.castore.nats_client import (
+from pytvix.castore.drivers.nats import (
     NatsKvService,
     NatsSettings,
     gather_limited,
 )
+from pytvix.castore.progress import Progress
 from pytvix.castore.proto import decode_directory
-from pytvix.castore.scrub import Progress, ScrubReport
+from pytvix.castore.scrub import ScrubReport
 
 # Directories written / read ahead at once.
 WRITE_CONCURRENCY = 64

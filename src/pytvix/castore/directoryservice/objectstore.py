@@ -17,8 +17,7 @@ from dataclasses import dataclass, field
 
 import zstandard
 
-from pytvix.castore.blobservice.objectstore import object_store_url
-from pytvix.castore.blobservice.objectstore_layout import digest_from_key
+from pytvix.buffers import Buffer
 from pytvix.castore.blobservice.objectstore_scrub import count_objects
 from pytvix.castore.composition import Composition, ConfigError, ServiceConfig, ServiceUrl
 from pytvix.castore.digests import B3Digest
@@ -26,10 +25,12 @@ from pytvix.castore.directory import Directory
 from pytvix.castore.directoryservice import ClosureStore, DirectoryService
 from pytvix.castore.directoryservice.codec import decode_verified
 from pytvix.castore.directoryservice.graph import ClosureError, RootToLeavesValidator
+from pytvix.castore.drivers.objectstore import ObjectStore, object_store_url, open_object_store
 from pytvix.castore.errors import DirectoryError, StorageError
-from pytvix.castore.objectstore import Buffer, ObjectStore
+from pytvix.castore.object_layout import digest_from_key
+from pytvix.castore.progress import Progress
 from pytvix.castore.proto import decode_directory
-from pytvix.castore.scrub import Progress, ScrubReport
+from pytvix.castore.scrub import ScrubReport
 from pytvix.castore.workers import run
 
 MAX_FRAME = 1_048_576_000
@@ -181,7 +182,7 @@ class ObjectStoreDirectoryServiceConfig(ServiceConfig[DirectoryService]):
     async def build(self, instance: str, composition: Composition) -> DirectoryService:
         try:
             return ObjectStoreDirectoryService(
-                ObjectStore(self.object_store_url, self.object_store_options)
+                open_object_store(self.object_store_url, self.object_store_options)
             )
         except ValueError as e:
             raise ConfigError(f"directory service {instance!r}: {e}") from e

@@ -1,6 +1,6 @@
 """DirectoryService on PostgreSQL (`postgresql://user@host:port/db?...`): table
 `directories`, digest (32-byte bytea) -> canonical protobuf bytes (schema and connection
-handling: `pytvix.castore.pg`).
+handling: `pytvix.castore.drivers.postgres`).
 
 Values are verified on read (blake3(value) == digest). A validated closure is inserted in one
 transaction (`ON CONFLICT DO NOTHING` dedups), so it is stored entirely or not at all.
@@ -21,14 +21,15 @@ from pytvix.castore.digests import B3Digest
 from pytvix.castore.directory import Directory
 from pytvix.castore.directoryservice import ClosureStore, DirectoryService
 from pytvix.castore.directoryservice.codec import DirectoryScrub, decode_verified
-from pytvix.castore.errors import StorageError
-from pytvix.castore.pg import (
+from pytvix.castore.drivers.postgres import (
     Connection,
     PgConfig,
     PgDatabase,
 )
+from pytvix.castore.errors import StorageError
+from pytvix.castore.progress import Progress
 from pytvix.castore.proto import child_directory_digests
-from pytvix.castore.scrub import Progress, ScrubReport
+from pytvix.castore.scrub import ScrubReport
 
 T = TypeVar("T")
 

@@ -18,8 +18,7 @@ log = logging.getLogger(__name__)
 
 # The kernel gives FUSE mounts 128 KiB of readahead, so a sequential read arrives as 128 KiB
 # requests, each a round trip through Python. With 4 MiB, reads come as 1 MiB requests
-# (libfuse's max_pages). A 1 GiB dd, page cache dropped, alternating both on one mount:
-# 465-532 MB/s with 128 KiB, 567-642 MB/s with 4 MiB.
+# (libfuse's max_pages), measurably faster (README, "Measurements behind the code").
 READAHEAD_KB = 4096
 
 
@@ -48,7 +47,7 @@ async def run_mount(
     readahead = asyncio.create_task(_raise_readahead(mountpoint))
     try:
         # several idle request workers keep the kernel's concurrent requests (readahead,
-        # parallel readers) flowing; measured 712 MB/s with 1 vs 2 GB/s with 4 on a no-op FS
+        # parallel readers) flowing (one worker left sequential reads three times slower)
         await pyfuse3.main(min_tasks=max(4, threads), max_tasks=max(64, 4 * threads))
     finally:
         readahead.cancel()

@@ -29,7 +29,7 @@ from pytvix.castore.ingest.tree import (
 )
 from pytvix.castore.ingest.walk import DirStart, Event, File, IngestError, Symlink, walk
 from pytvix.castore.nodes import FileNode, Node, SymlinkNode
-from pytvix.castore.scrub import Progress, no_progress
+from pytvix.castore.progress import Progress, no_progress
 from pytvix.castore.workers import cpu_pool, pool, run, run_on
 
 SMALL_FILE = 1 << 20

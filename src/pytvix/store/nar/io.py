@@ -11,7 +11,9 @@ import asyncio
 import hashlib
 from typing import Protocol
 
-Bytes = bytes | bytearray | memoryview
+from pytvix.buffers import Buffer
+
+Bytes = Buffer
 """Bytes-like data accepted by sinks."""
 
 DEFAULT_FILE_READ_SIZE = 1024 * 1024

@@ -19,25 +19,24 @@ recurses. `finish()` rejects trailing bytes after the root node (upstream does n
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from typing import NoReturn, Protocol, TypeAlias
+from typing import NoReturn, Protocol, TypeAlias, TypeVar
 
 from pytvix.store.nar.errors import NarError, NarTruncatedError, NarUsageError
+from pytvix.store.nar.guard import UseGuard
 from pytvix.store.nar.io import ByteSource
 from pytvix.store.nar.tokens import (
     MAX_NAME_LEN,
     MAX_TARGET_LEN,
-    TOK_DIR,
     TOK_ENT,
-    TOK_EXE,
     TOK_NAR,
     TOK_NOD,
     TOK_PAR,
     TOK_REG,
-    TOK_SYM,
     U64,
     ZERO_PADDING,
+    NodeKind,
     name_problem,
     target_problem,
 )
@@ -51,13 +50,16 @@ DEFAULT_MAX_DEPTH = 2048
 _SKIP_SIZE = 1024 * 1024
 _u64_at = U64.unpack_from
 
-_NODE_TYPES = (TOK_SYM, TOK_REG, TOK_EXE, TOK_DIR)
+_NODE_TYPES = {kind.value: kind for kind in NodeKind}
 _NODE_TYPES_WHAT = "node type 'symlink', 'regular' or 'directory'"
-_ENTRY_OR_END = (TOK_ENT, TOK_PAR)
+_ENTRY_OR_END = {TOK_ENT: False, TOK_PAR: True}
 _PAR_ENT = TOK_PAR + TOK_ENT
 _DOTS = (b".", b"..")
 
-_NEW, _OPEN, _DONE, _FINISHED = range(4)
+_NEW, _OPEN, _DONE, _FINISHED = range(4)  # the reader's states
+
+_T = TypeVar("_T")
+_A = TypeVar("_A")
 
 
 class _Short(Exception):
@@ -125,33 +127,9 @@ class NarFile:
             raise ValueError(f"read size must be positive, got {n}")
         if not self._remaining:
             return b""
-        r = self._reader
-        r._enter(self)
-        try:
-            want = min(n, self._remaining)
-            if r._pos == len(r._buf):
-                if want >= r._read_size:
-                    data = await r._read_direct(want)
-                    self._remaining -= len(data)
-                    if not self._remaining:
-                        await r._retry_end_file(self)
-                    return data
-                await r._fill(1, "file contents")
-            pos = r._pos
-            data = r._buf[pos : pos + want]
-            r._pos = pos + len(data)
-            self._remaining -= len(data)
-            if not self._remaining:
-                try:
-                    r._end_file(self)
-                except _Short:
-                    await r._retry_end_file(self)
-            return data
-        except BaseException as exc:
-            r._failed = exc
-            raise
-        finally:
-            r._busy = False
+        reader = self._reader
+        with reader._enter(self):
+            return reader._take_contents(self, n) or await reader._read_contents(self, n)
 
     async def chunks(self, size: int = DEFAULT_READ_SIZE) -> AsyncIterator[bytes]:
         """Yield the remaining contents in pieces of at most `size` bytes."""
@@ -162,24 +140,9 @@ class NarFile:
         """Consume (and still hash and validate) the remaining contents without returning them."""
         if not self._remaining:
             return
-        r = self._reader
-        r._enter(self)
-        try:
-            while self._remaining:
-                avail = len(r._buf) - r._pos
-                if avail:
-                    k = min(avail, self._remaining)
-                    r._pos += k
-                    self._remaining -= k
-                else:
-                    data = await r._read_direct(min(self._remaining, _SKIP_SIZE))
-                    self._remaining -= len(data)
-            await r._retry_end_file(self)
-        except BaseException as exc:
-            r._failed = exc
-            raise
-        finally:
-            r._busy = False
+        reader = self._reader
+        with reader._enter(self):
+            await reader._skip_contents(self)
 
 
 class NarDirectory:
@@ -210,22 +173,25 @@ class NarDirectory:
         entry's node must be complete (file contents consumed, subdirectory exhausted)."""
         if self._done:
             return None
-        r = self._reader
-        r._enter(self)
-        try:
-            while True:
-                try:
-                    return r._entry(self)
-                except _Short as short:
-                    await r._fill(short.need, short.what)
-        except BaseException as exc:
-            r._failed = exc
-            raise
-        finally:
-            r._busy = False
+        reader = self._reader
+        with reader._enter(self):
+            try:
+                return reader._entry(self)
+            except _Short:  # the buffer ends inside the entry
+                return await reader._parse(reader._entry, self)
 
 
 NarNode: TypeAlias = NarSymlink | NarFile | NarDirectory
+
+
+def _out_of_order(active: NarFile | NarDirectory | None) -> str:
+    if isinstance(active, NarFile):
+        what = "the contents of the current file must be read or skipped first"
+    elif isinstance(active, NarDirectory):
+        what = "the entries of the current subdirectory must be read first"
+    else:
+        what = "the root node is already complete"
+    return f"NAR nodes must be consumed in order, depth first: {what}"
 
 
 class NarReader:
@@ -234,11 +200,10 @@ class NarReader:
     bytes consumed so far (the reader may buffer up to `read_size` bytes more from `source`)."""
 
     __slots__ = (
-        "_active",
         "_buf",
-        "_busy",
         "_depth",
-        "_failed",
+        "_enter",
+        "_guard",
         "_hashed",
         "_hasher",
         "_max_depth",
@@ -268,10 +233,9 @@ class NarReader:
         self._off = 0  # NAR offset of _buf[0]
         self._hashed = 0  # _buf[:_hashed] was fed to the hasher
         self._depth = 0  # open directories
-        self._active: NarFile | NarDirectory | None = None  # the node allowed to consume
         self._state = _NEW
-        self._busy = False
-        self._failed: BaseException | None = None
+        self._guard: UseGuard[NarFile | NarDirectory] = UseGuard("reader", _out_of_order, None)
+        self._enter = self._guard.enter  # checks that a node (None: the reader) may consume
 
     @property
     def bytes_read(self) -> int:
@@ -282,73 +246,41 @@ class NarReader:
         """Check the archive magic and return the root node (call once)."""
         if self._state != _NEW:
             raise NarUsageError("read_root() may only be called once")
-        self._enter(None)
+        guard = self._enter(None)
         self._state = _OPEN
-        try:
-            while True:
-                try:
-                    pos = self._token(
-                        self._buf, self._pos, TOK_NAR, "NAR magic 'nix-archive-1' '(' 'type'"
-                    )
-                    return self._node(self._buf, pos, None)
-                except _Short as short:
-                    await self._fill(short.need, short.what)
-        except BaseException as exc:
-            self._failed = exc
-            raise
-        finally:
-            self._busy = False
+        with guard:
+            return await self._parse(self._root, None)
 
     async def finish(self, *, allow_trailing: bool = False) -> None:
         """Call after the root node is complete: checks that the stream ends there (unless
         `allow_trailing`; then bytes the reader buffered beyond the NAR are dropped)."""
         if self._state != _DONE:
             raise NarUsageError("finish() needs a completely read root node, called once")
-        self._enter(None)
-        try:
+        with self._enter(None):
             self._flush_hash()
             if not allow_trailing and (self._pos < len(self._buf) or await self._source.read(1)):
                 raise NarError(self.bytes_read, "trailing data after the end of the NAR")
             self._state = _FINISHED
-        except BaseException as exc:
-            self._failed = exc
-            raise
-        finally:
-            self._busy = False
 
-    # --- internals ---------------------------------------------------------------------------
-
-    def _enter(self, node: NarFile | NarDirectory | None) -> None:
-        if self._busy:
-            raise NarUsageError("the NAR reader is already in use (concurrent calls)")
-        if self._failed is not None:
-            raise NarUsageError(f"the NAR reader failed earlier: {self._failed!r}")
-        active = self._active
-        if active is not node:
-            if isinstance(active, NarFile):
-                what = "the contents of the current file must be read or skipped first"
-            elif isinstance(active, NarDirectory):
-                what = "the entries of the current subdirectory must be read first"
-            else:
-                what = "the root node is already complete"
-            raise NarUsageError(f"NAR nodes must be consumed in order, depth first: {what}")
-        self._busy = True
+    # --- state --------------------------------------------------------------------------------
 
     def _node_done(self, parent: NarDirectory | None) -> None:
+        """A node is complete: control returns to `parent` (or the root is done)."""
+        self._guard.active = parent
         if parent is None:
             self._state = _DONE
-            self._active = None
             self._flush_hash()
-        else:
-            self._active = parent
+
+    # --- the buffer --------------------------------------------------------------------------
 
     def _flush_hash(self) -> None:
         if self._hasher is not None and self._hashed < self._pos:
             self._hasher.update(memoryview(self._buf)[self._hashed : self._pos])
         self._hashed = self._pos
 
-    async def _fill(self, n: int, what: str) -> None:
-        """Make at least `n` unconsumed bytes available in the buffer."""
+    async def _fill(self, n: int) -> bool:
+        """Make at least `n` unconsumed bytes available in the buffer. False if the stream
+        ends first; the buffer then holds everything that arrived."""
         self._flush_hash()
         buf, pos = self._buf, self._pos
         have = len(buf) - pos
@@ -360,13 +292,86 @@ class NarReader:
             data = await self._source.read(max(self._read_size, n - have))
             if not data:
                 self._buf = b"".join(parts)
-                raise NarTruncatedError(self._off + have, f"unexpected end of NAR in {what}")
+                return False
             parts.append(data)
             have += len(data)
         if len(parts) == 1 and type(parts[0]) is bytes:
             self._buf = parts[0]
         else:
             self._buf = b"".join(parts)
+        return True
+
+    def _truncated(self, what: str) -> NarTruncatedError:
+        """The error for a stream that ended in `what`, after the bytes in the buffer."""
+        return NarTruncatedError(self._off + len(self._buf), f"unexpected end of NAR in {what}")
+
+    async def _parse(self, parse: Callable[[_A], _T], arg: _A) -> _T:
+        """`parse(arg)`, refilling the buffer while it runs short. The stream is truncated only
+        if `parse` still runs short on everything the stream delivered, so the verdict on some
+        input does not depend on how the stream is cut into reads."""
+        ended = False
+        while True:
+            try:
+                return parse(arg)
+            except _Short as short:
+                if ended:
+                    raise self._truncated(short.what) from None
+                ended = not await self._fill(short.need)
+
+    # --- file contents -----------------------------------------------------------------------
+
+    def _take_contents(self, file: NarFile, n: int) -> bytes:
+        """The next 1..=n content bytes of `file` (the active node, with content left) if the
+        buffer holds them, and the file's end if they are its last; else b"" (nothing taken)."""
+        remaining = file._remaining
+        avail = len(self._buf) - self._pos
+        want = min(n, remaining, avail)
+        last = want == remaining
+        if not want or (last and avail < want + (-file._size & 7) + len(TOK_PAR)):
+            return b""
+        pos = self._pos
+        data = self._buf[pos : pos + want]
+        self._pos = pos + want
+        file._remaining = remaining - want
+        if last:
+            self._end_file(file)  # not short: the whole end is buffered
+        return data
+
+    async def _read_contents(self, file: NarFile, n: int) -> bytes:
+        """Like `_take_contents`, but reading from the source as needed."""
+        want = min(n, file._remaining)
+        if self._pos < len(self._buf):
+            data = self._take(want)
+        elif want >= self._read_size:
+            data = await self._read_direct(want)
+        elif await self._fill(1):
+            data = self._take(want)
+        else:
+            raise self._truncated("file contents")
+        file._remaining -= len(data)
+        if not file._remaining:
+            await self._parse(self._end_file, file)
+        return data
+
+    def _take(self, n: int) -> bytes:
+        """Consume up to `n` buffered bytes."""
+        pos = self._pos
+        data = self._buf[pos : pos + n]
+        self._pos = pos + len(data)
+        return data
+
+    async def _skip_contents(self, file: NarFile) -> None:
+        """Consume the rest of `file`'s contents (hashed, not returned) and its end."""
+        while file._remaining:
+            avail = len(self._buf) - self._pos
+            if avail:
+                k = min(avail, file._remaining)
+                self._pos += k
+                file._remaining -= k
+            else:
+                data = await self._read_direct(min(file._remaining, _SKIP_SIZE))
+                file._remaining -= len(data)
+        await self._parse(self._end_file, file)
 
     async def _read_direct(self, want: int) -> bytes:
         """Read up to `want` content bytes straight from the source (the buffer is empty)."""
@@ -376,7 +381,7 @@ class NarReader:
         self._pos = self._hashed = 0
         data = await self._source.read(want)
         if not data:
-            raise NarTruncatedError(self._off, "unexpected end of NAR in file contents")
+            raise self._truncated("file contents")
         if len(data) > want:  # a source returning more than asked for: buffer the rest
             self._buf = bytes(data[want:])
             data = data[:want]
@@ -387,25 +392,26 @@ class NarReader:
         self._off += len(data)
         return data
 
+    # --- the grammar -------------------------------------------------------------------------
     # Parsing is synchronous on the buffer: a parser works on a local position, raises _Short
-    # when the buffer ends too early (the caller fills the buffer and retries from the last
+    # when the buffer ends too early (`_parse` fills the buffer and retries from the last
     # committed position) and commits (`self._pos`, node state) only once it succeeded.
 
     def _token(self, buf: bytes, pos: int, token: bytes, what: str) -> int:
         """Position after `token`, expected at `pos`."""
         if buf.startswith(token, pos):
             return pos + len(token)
-        return self._tokens(buf, pos, (token,), what)[1]
+        return self._tokens(buf, pos, {token: None}, what)[1]
 
-    def _tokens(
-        self, buf: bytes, pos: int, tokens: tuple[bytes, ...], what: str
-    ) -> tuple[int, int]:
-        """Index of the one of `tokens` at `pos`, and the position after it."""
-        for i, token in enumerate(tokens):
+    def _tokens(self, buf: bytes, pos: int, choices: dict[bytes, _T], what: str) -> tuple[_T, int]:
+        """The value of the one of the `choices` tokens at `pos`, and the position after it."""
+        for token, value in choices.items():
             if buf.startswith(token, pos):
-                return i, pos + len(token)
+                return value, pos + len(token)
         head = buf[pos : pos + 64]
-        need = min((len(t) for t in tokens if len(head) < len(t) and t.startswith(head)), default=0)
+        need = min(
+            (len(t) for t in choices if len(head) < len(t) and t.startswith(head)), default=0
+        )
         if need:
             raise _Short(pos + need - self._pos, what)
         raise NarError(self._off + pos, f"expected {what}, found {self._describe(pos)}")
@@ -433,10 +439,9 @@ class NarReader:
         end = start + ((n + 7) & ~7)
         if len(buf) < end:
             raise _Short(end - self._pos, what)
-        data = buf[start : start + n]
         if end != start + n and buf[start + n : end] != ZERO_PADDING[end - start - n]:
             self._bad_padding(buf, start + n, end, what)
-        return data, end
+        return buf[start : start + n], end
 
     def _bad_padding(self, buf: bytes, start: int, end: int, what: str) -> NoReturn:
         pad = buf[start:end]
@@ -445,26 +450,27 @@ class NarReader:
             self._off + start + bad, f"non-zero padding byte 0x{pad[bad]:02x} after {what}"
         )
 
+    def _root(self, parent: None) -> NarNode:
+        """Parse the archive magic and the root node."""
+        pos = self._token(self._buf, self._pos, TOK_NAR, "NAR magic 'nix-archive-1' '(' 'type'")
+        return self._node(self._buf, pos, parent)
+
     def _entry(self, directory: NarDirectory) -> tuple[bytes, NarNode] | None:
         """Parse the next entry of `directory` (the active node), or its end."""
         buf, pos = self._buf, self._pos
         prev = directory._prev
         if prev is not None:
             if buf.startswith(_PAR_ENT, pos):  # the common case, in one comparison
-                pos += len(_PAR_ENT)
-                return self._entry_rest(directory, buf, pos, prev)
+                return self._entry_rest(directory, buf, pos + len(_PAR_ENT), prev)
             pos = self._token(buf, pos, TOK_PAR, "')' closing the previous entry")
-        if buf.startswith(TOK_ENT, pos):
-            pos += len(TOK_ENT)
-        elif self._tokens(buf, pos, _ENTRY_OR_END, "'entry' or ')'")[0] == 1:
-            self._pos = pos + len(TOK_PAR)
-            directory._done = True
-            self._depth -= 1
-            self._node_done(directory._parent)
-            return None
-        else:
-            pos += len(TOK_ENT)
-        return self._entry_rest(directory, buf, pos, prev)
+        is_end, pos = self._tokens(buf, pos, _ENTRY_OR_END, "'entry' or ')'")
+        if not is_end:
+            return self._entry_rest(directory, buf, pos, prev)
+        self._pos = pos
+        directory._done = True
+        self._depth -= 1
+        self._node_done(directory._parent)
+        return None
 
     def _entry_rest(
         self, directory: NarDirectory, buf: bytes, pos: int, prev: bytes | None
@@ -486,42 +492,49 @@ class NarReader:
         return name, node
 
     def _node(self, buf: bytes, pos: int, parent: NarDirectory | None) -> NarNode:
-        """Parse a node from its type string on, then commit everything up to it."""
-        at = pos
-        if buf.startswith(TOK_REG, pos):
-            kind = 1
-            pos += len(TOK_REG)
-        else:
-            kind, pos = self._tokens(buf, pos, _NODE_TYPES, _NODE_TYPES_WHAT)
-        if kind == 0:
-            target_at = pos
-            target, pos = self._string(buf, pos, MAX_TARGET_LEN, "symlink target")
-            problem = target_problem(target)
-            if problem is not None:
-                raise NarError(self._off + target_at, problem)
-            self._pos = self._token(buf, pos, TOK_PAR, "')' closing the symlink node")
-            self._node_done(parent)
-            return NarSymlink(target)
-        if kind == 3:
-            if self._depth >= self._max_depth:
-                raise NarError(
-                    self._off + at, f"directories nested more than {self._max_depth} levels deep"
-                )
-            self._pos = pos
-            self._depth += 1
-            directory = NarDirectory(self, parent)
-            self._active = directory
-            return directory
+        """Parse a node from its type on, then commit everything up to it."""
+        if buf.startswith(TOK_REG, pos):  # the common case
+            return self._file(buf, pos + len(TOK_REG), parent, False)
+        kind, body = self._tokens(buf, pos, _NODE_TYPES, _NODE_TYPES_WHAT)
+        if kind is NodeKind.DIRECTORY:
+            return self._directory(pos, body, parent)
+        if kind is NodeKind.SYMLINK:
+            return self._symlink(buf, body, parent)
+        return self._file(buf, body, parent, kind is NodeKind.EXECUTABLE)
+
+    def _symlink(self, buf: bytes, pos: int, parent: NarDirectory | None) -> NarSymlink:
+        """Parse a symlink node from its target on."""
+        target, end = self._string(buf, pos, MAX_TARGET_LEN, "symlink target")
+        problem = target_problem(target)
+        if problem is not None:
+            raise NarError(self._off + pos, problem)
+        self._pos = self._token(buf, end, TOK_PAR, "')' closing the symlink node")
+        self._node_done(parent)
+        return NarSymlink(target)
+
+    def _directory(self, at: int, pos: int, parent: NarDirectory | None) -> NarDirectory:
+        """Open a directory node whose entries start at `pos` (its type is at `at`)."""
+        if self._depth >= self._max_depth:
+            raise NarError(
+                self._off + at, f"directories nested more than {self._max_depth} levels deep"
+            )
+        self._pos = pos
+        self._depth += 1
+        directory = NarDirectory(self, parent)
+        self._guard.active = directory
+        return directory
+
+    def _file(self, buf: bytes, pos: int, parent: NarDirectory | None, executable: bool) -> NarFile:
+        """Parse a file node from its size on; a non-empty one becomes the active node."""
         if len(buf) - pos < 8:
             raise _Short(pos + 8 - self._pos, "file size")
         size = _u64_at(buf, pos)[0]
-        pos += 8
-        file = NarFile(self, parent, kind == 2, size)
+        file = NarFile(self, parent, executable, size)
         if size:
-            self._pos = pos
-            self._active = file
+            self._pos = pos + 8
+            self._guard.active = file
         else:
-            self._pos = self._token(buf, pos, TOK_PAR, "')' closing the file node")
+            self._pos = self._token(buf, pos + 8, TOK_PAR, "')' closing the file node")
             self._node_done(parent)
         return file
 
@@ -537,15 +550,4 @@ class NarReader:
             self._pos = end + len(TOK_PAR)
         else:
             self._pos = self._token(buf, end, TOK_PAR, "')' closing the file node")
-        parent = file._parent
-        if parent is None:
-            self._node_done(None)
-        else:
-            self._active = parent
-
-    async def _retry_end_file(self, file: NarFile) -> None:
-        while True:
-            try:
-                return self._end_file(file)
-            except _Short as short:
-                await self._fill(short.need, short.what)
+        self._node_done(file._parent)

@@ -1,4 +1,4 @@
-"""castore -> NAR (PROTOCOL.md §4.5): `render_nar`, `calculate_nar` and `SimpleRenderer`.
+"""castore -> NAR (PROTOCOL.md §4.5): `render_nar` and `calculate_nar`.
 
 A directory closure is fetched with one recursive get (validated root first, since it may come
 from an untrusted store) and rendered depth first in name order. Blobs are fetched ahead of
@@ -9,7 +9,6 @@ Failures raise RenderError (a StorageError) with upstream's error kinds.
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from collections.abc import Iterator
 from typing import Literal
 
@@ -27,7 +26,6 @@ from pytvix.castore.nodes import DirectoryNode, FileNode, Node, SymlinkNode
 from pytvix.store.nar.errors import NarWriteError
 from pytvix.store.nar.io import ByteSink, HashingSink
 from pytvix.store.nar.writer import NarDirectoryWriter, NarNodeWriter, NarWriter
-from pytvix.store.pathinfoservice import NarCalculationService
 
 RenderErrorKind = Literal["not_found", "directory_not_found", "unexpected_eof", "invalid_input"]
 
@@ -111,27 +109,3 @@ async def calculate_nar(
     sink = HashingSink()
     await render_nar(sink, node, blobs, directories)
     return sink.size, sink.sha256.digest()
-
-
-class SimpleRenderer(NarCalculationService):
-    """Calculates NARs by rendering from local services, caching results by root node
-    (nodes are content addressed, so a result never goes stale)."""
-
-    def __init__(
-        self, blobs: BlobService, directories: DirectoryService, cache_size: int = 10_000
-    ) -> None:
-        self._blobs = blobs
-        self._directories = directories
-        self._cache: OrderedDict[Node, tuple[int, bytes]] = OrderedDict()
-        self._cache_size = cache_size
-
-    async def calculate_nar(self, node: Node) -> tuple[int, bytes]:
-        cached = self._cache.get(node)
-        if cached is not None:
-            self._cache.move_to_end(node)
-            return cached
-        result = await calculate_nar(node, self._blobs, self._directories)
-        self._cache[node] = result
-        if len(self._cache) > self._cache_size:
-            self._cache.popitem(last=False)
-        return result

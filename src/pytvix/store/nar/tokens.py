@@ -7,6 +7,7 @@ and a writer can emit each of them in one operation.
 
 from __future__ import annotations
 
+import enum
 import struct
 
 from pytvix.castore.nodes import MAX_TARGET_LEN, symlink_target_problem
@@ -26,6 +27,7 @@ __all__ = [
     "TOK_SYM",
     "U64",
     "ZERO_PADDING",
+    "NodeKind",
     "encode_string",
     "name_problem",
     "nar_string_len",
@@ -75,6 +77,16 @@ TOK_NOD = _block(b"node", b"(", b"type")
 """`node ( type`, after an entry's name (48 bytes)."""
 TOK_PAR = _block(b")")
 """`)`, closing a node or an entry (16 bytes)."""
+
+
+class NodeKind(enum.Enum):
+    """The kinds of node a NAR holds; each value is the token block that follows a node's
+    `type` (a regular file is either `REGULAR` or `EXECUTABLE`)."""
+
+    SYMLINK = TOK_SYM
+    REGULAR = TOK_REG
+    EXECUTABLE = TOK_EXE
+    DIRECTORY = TOK_DIR
 
 
 def name_problem(name: bytes) -> str | None:

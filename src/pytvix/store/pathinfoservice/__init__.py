@@ -11,17 +11,10 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator
 
-from pytvix.castore.nodes import Node
+from pytvix.store.nar_calculation import NarCalculationService
 from pytvix.store.path_info import PathInfo
 
 __all__ = ["NarCalculationService", "PathInfoService"]
-
-
-class NarCalculationService(ABC):
-    """Computes (nar_size, nar_sha256) of a root node."""
-
-    @abstractmethod
-    async def calculate_nar(self, node: Node) -> tuple[int, bytes]: ...
 
 
 class PathInfoService(ABC):

@@ -11,8 +11,8 @@ import grpc
 from grpc import aio
 
 from pytvix.castore.composition import Composition, ServiceConfig
+from pytvix.castore.drivers.grpc import GrpcConfig, method, rpc_error
 from pytvix.castore.errors import StorageError
-from pytvix.castore.grpc_client import GrpcConfig, method, rpc_error
 from pytvix.castore.nodes import Node
 from pytvix.castore.proto import node_to_proto
 from pytvix.store.path_info import PathInfo, ValidatePathInfoError

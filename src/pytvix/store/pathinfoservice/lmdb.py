@@ -9,8 +9,9 @@ from functools import partial
 from typing import Any
 
 from pytvix.castore.composition import Composition, ServiceConfig
-from pytvix.castore.lmdb_env import LmdbConfig, LmdbEnv
-from pytvix.castore.scrub import Progress, ScrubReport
+from pytvix.castore.drivers.lmdb import LmdbConfig, LmdbEnv
+from pytvix.castore.progress import Progress
+from pytvix.castore.scrub import ScrubReport
 from pytvix.castore.workers import run
 from pytvix.store.path_info import PathInfo
 from pytvix.store.pathinfoservice import PathInfoService

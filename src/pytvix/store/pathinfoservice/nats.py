@@ -4,7 +4,7 @@ KV bucket `<prefix>-pathinfo`: key hex(20-byte store path digest) -> PathInfo pr
 (deterministic serialization), validated on read (and checked to be stored under its own
 digest). `put` overwrites; `list` streams every key's latest value through an ordered
 consumer. A PathInfo larger than one message goes to the `<prefix>-large` object store (see
-`pytvix.castore.nats_client`).
+`pytvix.castore.drivers.nats`).
 """
 
 from __future__ import annotations
@@ -13,8 +13,9 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from pytvix.castore.composition import Composition, ServiceConfig
-from pytvix.castore.nats_client import NatsKvService, NatsSettings
-from pytvix.castore.scrub import Progress, ScrubReport
+from pytvix.castore.drivers.nats import NatsKvService, NatsSettings
+from pytvix.castore.progress import Progress
+from pytvix.castore.scrub import ScrubReport
 from pytvix.store.path_info import PathInfo
 from pytvix.store.pathinfoservice import PathInfoService
 from pytvix.store.pathinfoservice.stored import decode_stored, scrub_stored

@@ -1,7 +1,7 @@
 """PathInfoService on PostgreSQL (`postgresql://user@host:port/db?...`): table `path_infos`,
 store path digest (20-byte bytea) -> PathInfo protobuf bytes, validated on read (schema and
-connection handling: `pytvix.castore.pg`). `put` overwrites (an upsert, in one transaction);
-`list` pages through the table in digest order."""
+connection handling: `pytvix.castore.drivers.postgres`). `put` overwrites (an upsert, in one
+transaction); `list` pages through the table in digest order."""
 
 from __future__ import annotations
 
@@ -9,11 +9,12 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from pytvix.castore.composition import Composition, ServiceConfig
-from pytvix.castore.pg import (
+from pytvix.castore.drivers.postgres import (
     PgConfig,
     PgDatabase,
 )
-from pytvix.castore.scrub import Progress, ScrubReport
+from pytvix.castore.progress import Progress
+from pytvix.castore.scrub import ScrubReport
 from pytvix.store.path_info import PathInfo
 from pytvix.store.pathinfoservice import PathInfoService
 from pytvix.store.pathinfoservice.stored import decode_stored, scrub_stored

@@ -4,7 +4,8 @@ backends (LMDB, PostgreSQL, NATS)."""
 from __future__ import annotations
 
 from pytvix.castore.errors import StorageError
-from pytvix.castore.scrub import Progress, ScrubReport
+from pytvix.castore.progress import Progress
+from pytvix.castore.scrub import ScrubReport
 from pytvix.store.path_info import PathInfo, ValidatePathInfoError
 from pytvix.store.proto import decode_path_info
 

@@ -13,7 +13,7 @@ from grpc import aio
 from pytvix.castore.composition import ConfigError, ServiceUrl
 from pytvix.castore.errors import InvalidRequestError, StorageError
 
-MAX_MESSAGE = 256 << 20
+MAX_MESSAGE = 256 << 20  # large Directory messages (100k+ entries) must fit, both ways
 CHANNEL_OPTIONS = [
     ("grpc.max_receive_message_length", MAX_MESSAGE),
     ("grpc.max_send_message_length", MAX_MESSAGE),

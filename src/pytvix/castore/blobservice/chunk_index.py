@@ -1,36 +1,13 @@
-"""Object keys and blob index encoding of the object store blob layout (PROTOCOL.md §2.10)."""
+"""A blob's chunk list as stored by the chunking backends (object stores, NATS): a serialized
+StatBlobResponse, empty for a blob stored as one chunk."""
 
 from __future__ import annotations
 
 from pytvix._proto.tvix.castore.protos import rpc_blobstore_pb2 as pb
+from pytvix.buffers import Buffer
 from pytvix.castore.blobservice import ChunkMeta
 from pytvix.castore.digests import B3Digest
 from pytvix.castore.errors import StorageError
-from pytvix.castore.objectstore import Buffer
-
-BLOBS_PREFIX = "blobs/b3/"
-CHUNKS_PREFIX = "chunks/b3/"
-
-
-def blob_key(digest: bytes) -> str:
-    return f"{BLOBS_PREFIX}{digest[:2].hex()}/{digest.hex()}"
-
-
-def chunk_key(digest: bytes) -> str:
-    return f"{CHUNKS_PREFIX}{digest[:2].hex()}/{digest.hex()}"
-
-
-def digest_from_key(key: str, prefix: str) -> B3Digest | None:
-    """The digest a well-formed key below `prefix` names, or None for anything else
-    (for example obstore's `<key>#<n>` staging files left by interrupted writes)."""
-    if not key.startswith(prefix):
-        return None
-    shard, _, name = key[len(prefix) :].partition("/")
-    try:
-        digest = B3Digest(bytes.fromhex(name))
-    except ValueError:
-        return None
-    return digest if shard == digest[:2].hex() else None
 
 
 def encode_index(chunks: list[ChunkMeta]) -> bytes:

@@ -6,13 +6,11 @@ most a stray staging file, never a partial object.
 
 Objects between DIRECT_MIN and DIRECT_MAX bytes (the chunks of chunked blobs) are written
 with O_DIRECT: straight from an aligned buffer to the disk, not through the page cache.
-Filling page cache pages is the largest cost of a buffered write here, about 1 ms per 256 KiB
-chunk on the development VM (its guest pages are backed lazily by the host), and buffered data
-still has to reach the disk at the next durability barrier. Writing 1 GiB as 4k such files
-from 8 threads took 1000 MB/s this way against 516 buffered (with sync); the whole blob
-writer, which also hashes, cuts and probes, gained about 12% (518 vs 463 MB/s). The price:
-freshly written chunks are not in the page cache, so the first read of a new blob comes from
-the disk. File systems that refuse O_DIRECT (some FUSE or network file systems) get buffered
+Filling page cache pages was the largest cost of a buffered write on the development VM (its
+guest pages are backed lazily by the host; README, "Measurements behind the code"), and
+buffered data still has to reach the disk at the next durability barrier. The price: freshly
+written chunks are not in the page cache, so the first read of a new blob comes from the
+disk. File systems that refuse O_DIRECT (some FUSE or network file systems) get buffered
 writes, decided once per store.
 Smaller objects are written buffered, and larger buffered ones are handed to write-back at
 once (sync_file_range), so a later barrier finds most of the work done.
@@ -31,11 +29,10 @@ import mmap
 import os
 import secrets
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 
-Buffer = bytes | bytearray | memoryview
-Parts = Sequence[Buffer]  # an object's bytes in pieces, in order
+from pytvix.buffers import Parts
 
 DIRECT_MIN = 64 << 10
 DIRECT_MAX = 8 << 20
