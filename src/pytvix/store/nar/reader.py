@@ -5,9 +5,10 @@ sequentially, depth first: a `NarFile`'s contents must be read or skipped, and a
 `NarDirectory`'s entries exhausted, before the parent directory is asked for its next entry.
 Breaking that order, using the reader from two tasks at once, or using it after an error
 raises `NarUsageError`; it never yields wrong data. Malformed input raises `NarError` (with the
-byte offset of the problem), truncated input `NarTruncatedError`. Only the bytes of names,
-symlink targets and the requested slices of file contents are ever materialised; file contents
-are streamed, so arbitrarily large files use bounded memory.
+byte offset of the problem), truncated input `NarTruncatedError`; which one, and the offset, do
+not depend on how the source cuts the stream into reads. Only the bytes of names, symlink
+targets and the requested slices of file contents are ever materialised; file contents are
+streamed, so arbitrarily large files use bounded memory.
 
 The grammar is checked exactly: the fixed token blocks of `tokens.py`, zero padding, names
 (1..=255 bytes, no NUL or '/', not '.' or '..', strictly ascending), symlink targets (1..=4095
@@ -54,6 +55,7 @@ _NODE_TYPES = {kind.value: kind for kind in NodeKind}
 _NODE_TYPES_WHAT = "node type 'symlink', 'regular' or 'directory'"
 _ENTRY_OR_END = {TOK_ENT: False, TOK_PAR: True}
 _PAR_ENT = TOK_PAR + TOK_ENT
+_NOD_REG = TOK_NOD + TOK_REG
 _DOTS = (b".", b"..")
 
 _NEW, _OPEN, _DONE, _FINISHED = range(4)  # the reader's states
@@ -184,14 +186,10 @@ class NarDirectory:
 NarNode: TypeAlias = NarSymlink | NarFile | NarDirectory
 
 
-def _out_of_order(active: NarFile | NarDirectory | None) -> str:
+def _waiting_for(active: NarFile | NarDirectory) -> str:
     if isinstance(active, NarFile):
-        what = "the contents of the current file must be read or skipped first"
-    elif isinstance(active, NarDirectory):
-        what = "the entries of the current subdirectory must be read first"
-    else:
-        what = "the root node is already complete"
-    return f"NAR nodes must be consumed in order, depth first: {what}"
+        return "the contents of the current file must be read or skipped first"
+    return "the entries of the current subdirectory must be read first"
 
 
 class NarReader:
@@ -234,8 +232,10 @@ class NarReader:
         self._hashed = 0  # _buf[:_hashed] was fed to the hasher
         self._depth = 0  # open directories
         self._state = _NEW
-        self._guard: UseGuard[NarFile | NarDirectory] = UseGuard("reader", _out_of_order, None)
-        self._enter = self._guard.enter  # checks that a node (None: the reader) may consume
+        self._guard: UseGuard[NarFile | NarDirectory] = UseGuard(
+            "reader", "consumed", _waiting_for, None
+        )
+        self._enter = self._guard.enter  # checks that a node (None: the reader) may act now
 
     @property
     def bytes_read(self) -> int:
@@ -321,24 +321,28 @@ class NarReader:
     # --- file contents -----------------------------------------------------------------------
 
     def _take_contents(self, file: NarFile, n: int) -> bytes:
-        """The next 1..=n content bytes of `file` (the active node, with content left) if the
-        buffer holds them, and the file's end if they are its last; else b"" (nothing taken)."""
+        """The next min(n, remaining) content bytes of `file` (the active node, with content
+        left), and then the file's end if they are its last, if the buffer holds all that;
+        else b"" (nothing taken)."""
         remaining = file._remaining
-        avail = len(self._buf) - self._pos
-        want = min(n, remaining, avail)
-        last = want == remaining
-        if not want or (last and avail < want + (-file._size & 7) + len(TOK_PAR)):
-            return b""
+        if n < remaining:
+            need = n
+        else:
+            n = remaining
+            need = remaining + (-file._size & 7) + len(TOK_PAR)
         pos = self._pos
-        data = self._buf[pos : pos + want]
-        self._pos = pos + want
-        file._remaining = remaining - want
-        if last:
+        if len(self._buf) - pos < need:
+            return b""
+        data = self._buf[pos : pos + n]
+        self._pos = pos + n
+        file._remaining = remaining - n
+        if n == remaining:
             self._end_file(file)  # not short: the whole end is buffered
         return data
 
     async def _read_contents(self, file: NarFile, n: int) -> bytes:
-        """Like `_take_contents`, but reading from the source as needed."""
+        """The next 1..=n content bytes of `file` (the active node, with content left), read
+        from the source if the buffer holds none; after the last one, the file's end too."""
         want = min(n, file._remaining)
         if self._pos < len(self._buf):
             data = self._take(want)
@@ -459,42 +463,49 @@ class NarReader:
         """Parse the next entry of `directory` (the active node), or its end."""
         buf, pos = self._buf, self._pos
         prev = directory._prev
-        if prev is not None:
-            if buf.startswith(_PAR_ENT, pos):  # the common case, in one comparison
-                return self._entry_rest(directory, buf, pos + len(_PAR_ENT), prev)
-            pos = self._token(buf, pos, TOK_PAR, "')' closing the previous entry")
-        is_end, pos = self._tokens(buf, pos, _ENTRY_OR_END, "'entry' or ')'")
-        if not is_end:
-            return self._entry_rest(directory, buf, pos, prev)
-        self._pos = pos
-        directory._done = True
-        self._depth -= 1
-        self._node_done(directory._parent)
-        return None
-
-    def _entry_rest(
-        self, directory: NarDirectory, buf: bytes, pos: int, prev: bytes | None
-    ) -> tuple[bytes, NarNode]:
-        """Parse an entry from its name on."""
+        if prev is not None and buf.startswith(_PAR_ENT, pos):  # the common case, at once
+            pos += len(_PAR_ENT)
+        else:
+            pos = self._entry_start(directory, buf, pos)
+            if pos < 0:
+                return None
         at = pos
         name, pos = self._string(buf, pos, MAX_NAME_LEN, "entry name")
         if not name or b"/" in name or b"\0" in name or name in _DOTS:
             raise NarError(self._off + at, name_problem(name) or "invalid name")
         if prev is not None and name <= prev:
-            if name == prev:
-                raise NarError(self._off + at, f"duplicate entry name {_show(name)}")
-            raise NarError(
-                self._off + at, f"entry name {_show(name)} is not sorted after {_show(prev)}"
-            )
-        pos = self._token(buf, pos, TOK_NOD, "'node' '(' 'type'")
-        node = self._node(buf, pos, directory)
+            self._misordered(at, name, prev)
+        if buf.startswith(_NOD_REG, pos):  # the common case, at once
+            node: NarNode = self._file(buf, pos + len(_NOD_REG), directory, False)
+        else:
+            pos = self._token(buf, pos, TOK_NOD, "'node' '(' 'type'")
+            node = self._node(buf, pos, directory)
         directory._prev = name
         return name, node
 
+    def _entry_start(self, directory: NarDirectory, buf: bytes, pos: int) -> int:
+        """The position of the next entry's name, or -1 if `directory` ended there."""
+        if directory._prev is not None:
+            pos = self._token(buf, pos, TOK_PAR, "')' closing the previous entry")
+        is_end, pos = self._tokens(buf, pos, _ENTRY_OR_END, "'entry' or ')'")
+        if not is_end:
+            return pos
+        self._pos = pos
+        directory._done = True
+        self._depth -= 1
+        self._node_done(directory._parent)
+        return -1
+
+    def _misordered(self, at: int, name: bytes, prev: bytes) -> NoReturn:
+        """Raise the error for entry name `name` (at `at`), not sorted after `prev`."""
+        if name == prev:
+            raise NarError(self._off + at, f"duplicate entry name {_show(name)}")
+        raise NarError(
+            self._off + at, f"entry name {_show(name)} is not sorted after {_show(prev)}"
+        )
+
     def _node(self, buf: bytes, pos: int, parent: NarDirectory | None) -> NarNode:
         """Parse a node from its type on, then commit everything up to it."""
-        if buf.startswith(TOK_REG, pos):  # the common case
-            return self._file(buf, pos + len(TOK_REG), parent, False)
         kind, body = self._tokens(buf, pos, _NODE_TYPES, _NODE_TYPES_WHAT)
         if kind is NodeKind.DIRECTORY:
             return self._directory(pos, body, parent)
@@ -550,4 +561,8 @@ class NarReader:
             self._pos = end + len(TOK_PAR)
         else:
             self._pos = self._token(buf, end, TOK_PAR, "')' closing the file node")
-        self._node_done(file._parent)
+        parent = file._parent
+        if parent is None:
+            self._node_done(None)
+        else:  # what _node_done does, inline on this hot path
+            self._guard.active = parent

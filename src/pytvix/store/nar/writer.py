@@ -18,7 +18,8 @@ from __future__ import annotations
 from collections.abc import AsyncIterable
 from typing import cast
 
-from pytvix.store.nar.errors import NarUsageError, NarWriteError, WriteErrorKind
+from pytvix.store.nar.errors import NarWriteError, WriteErrorKind
+from pytvix.store.nar.guard import UseGuard
 from pytvix.store.nar.io import Bytes, ByteSink, ByteSource
 from pytvix.store.nar.tokens import (
     TOK_DIR,
@@ -50,17 +51,7 @@ Contents = Bytes | ByteSource | AsyncIterable[Bytes]
 class NarWriter:
     """Writes one NAR to `sink`; it is also the slot for the root node."""
 
-    __slots__ = (
-        "_active",
-        "_buf",
-        "_busy",
-        "_closed",
-        "_failed",
-        "_flushed",
-        "_limit",
-        "_root",
-        "_sink",
-    )
+    __slots__ = ("_buf", "_enter", "_flushed", "_guard", "_limit", "_root", "_sink")
 
     def __init__(self, sink: ByteSink, *, buffer_size: int = DEFAULT_BUFFER_SIZE) -> None:
         self._sink = sink
@@ -68,10 +59,10 @@ class NarWriter:
         self._buf = bytearray(TOK_NAR)
         self._flushed = 0
         self._root = NarNodeWriter(self, None)
-        self._active: NarNodeWriter | NarDirectoryWriter | None = self._root
-        self._busy = False
-        self._failed: BaseException | None = None
-        self._closed = False
+        self._guard: UseGuard[NarNodeWriter | NarDirectoryWriter] = UseGuard(
+            "writer", "written", self._waiting_for, self._root
+        )
+        self._enter = self._guard.enter  # checks that a node (None: the writer) may write now
 
     @property
     def bytes_written(self) -> int:
@@ -92,61 +83,43 @@ class NarWriter:
 
     async def close(self) -> None:
         """Flush everything to the sink; the root node must be complete. Idempotent."""
-        if self._closed:
+        if self._guard.closed:
             return
         self._enter(None)
-        try:
-            await self._flush()
-            self._closed = True
-        except BaseException as exc:
-            self._failed = exc
-            raise
-        finally:
-            self._busy = False
+        await self._flush()
+        self._guard.close()
 
     # --- internals ---------------------------------------------------------------------------
 
-    def _enter(self, node: NarNodeWriter | NarDirectoryWriter | None) -> None:
-        if self._busy:
-            raise NarUsageError("the NAR writer is already in use (concurrent calls)")
-        if self._failed is not None:
-            raise NarUsageError(f"the NAR writer failed earlier: {self._failed!r}")
-        if self._closed:
-            raise NarUsageError("the NAR writer is closed")
-        active = self._active
-        if active is not node:
-            if active is self._root:
-                what = "the root node has not been written yet"
-            elif isinstance(active, NarDirectoryWriter):
-                what = "the current subdirectory must be closed first"
-            elif isinstance(active, NarNodeWriter):
-                what = "the node of the last entry must be written first"
-            else:
-                what = "the root node is already complete"
-            raise NarUsageError(f"NAR nodes must be written in order, depth first: {what}")
-        self._busy = True
+    def _waiting_for(self, active: NarNodeWriter | NarDirectoryWriter) -> str:
+        if active is self._root:
+            return "the root node has not been written yet"
+        if isinstance(active, NarDirectoryWriter):
+            return "the current subdirectory must be closed first"
+        return "the node of the last entry must be written first"
 
     def _error(self, kind: WriteErrorKind, message: str) -> NarWriteError:
         return NarWriteError(kind, self.bytes_written, message)
 
+    async def _write(self, data: bytearray | memoryview) -> None:
+        """Hand `data` to the sink, in the guard: a failed write leaves a partial NAR."""
+        self._flushed += len(data)
+        with self._guard:
+            await self._sink.write(data)
+
     async def _flush(self) -> None:
         if self._buf:
             data, self._buf = self._buf, bytearray()
-            self._flushed += len(data)
-            await self._sink.write(data)
+            await self._write(data)
 
     async def _maybe_flush(self) -> None:
         if len(self._buf) >= self._limit:
-            try:
-                await self._flush()
-            except BaseException as exc:
-                self._failed = exc
-                raise
+            await self._flush()
 
     async def _end_node(self, parent: NarDirectoryWriter | None) -> None:
         """Close the current node (and its entry) and hand control back to `parent`."""
         self._buf += TOK_PAR if parent is None else _PAR2
-        self._active = parent
+        self._guard.active = parent
         await self._maybe_flush()
 
     async def _data(self, chunk: Bytes) -> None:
@@ -166,39 +139,51 @@ class NarWriter:
             view = view[top_up:]
             await self._flush()
         if len(view) >= self._limit:
-            self._flushed += len(view)
-            await self._sink.write(view)
+            await self._write(view)
         else:
             self._buf += view
 
-    async def _contents(self, size: int, contents: Contents) -> None:
-        written = 0
-        if hasattr(contents, "read"):
-            contents = cast(ByteSource, contents)
-            while written < size:
-                chunk = await contents.read(min(size - written, _CONTENT_READ_SIZE))
-                if not chunk:
-                    break
-                if len(chunk) > size - written:
-                    raise self._too_long(size)
-                await self._data(chunk)
-                written += len(chunk)
+    async def _contents(self, size: int, contents: ByteSource | AsyncIterable[Bytes]) -> None:
+        """Append exactly `size` content bytes read from `contents`, in the guard: a length
+        mismatch (or a failing source) leaves a partial NAR."""
+        with self._guard:
+            if hasattr(contents, "read"):
+                written = await self._from_source(size, cast(ByteSource, contents))
             else:
-                if await contents.read(1):
-                    raise self._too_long(size)
-        else:
-            async for piece in cast(AsyncIterable[Bytes], contents):
-                view = memoryview(piece).cast("B")
-                if len(view) > size - written:
-                    raise self._too_long(size)
-                if view:
-                    await self._data(view)
-                    written += len(view)
-        if written < size:
-            raise self._error(
-                "unexpected_eof",
-                f"unexpected EOF: file contents ended after {written} of {size} bytes",
-            )
+                written = await self._from_iterable(size, contents)
+            if written < size:
+                raise self._error(
+                    "unexpected_eof",
+                    f"unexpected EOF: file contents ended after {written} of {size} bytes",
+                )
+
+    async def _from_source(self, size: int, source: ByteSource) -> int:
+        """Append up to `size` bytes from `source`, which must then be at its end; returns how
+        many arrived."""
+        written = 0
+        while written < size:
+            chunk = await source.read(min(size - written, _CONTENT_READ_SIZE))
+            if not chunk:
+                return written
+            if len(chunk) > size - written:
+                raise self._too_long(size)
+            await self._data(chunk)
+            written += len(chunk)
+        if await source.read(1):
+            raise self._too_long(size)
+        return written
+
+    async def _from_iterable(self, size: int, pieces: AsyncIterable[Bytes]) -> int:
+        """Append all of `pieces`, at most `size` bytes; returns how many arrived."""
+        written = 0
+        async for piece in pieces:
+            view = memoryview(piece).cast("B")
+            if len(view) > size - written:
+                raise self._too_long(size)
+            if view:
+                await self._data(view)
+                written += len(view)
+        return written
 
     def _too_long(self, size: int) -> NarWriteError:
         return self._error(
@@ -219,15 +204,12 @@ class NarNodeWriter:
         """Write a symlink node; `target` must be 1..=4095 bytes without NUL."""
         w = self._writer
         w._enter(self)
-        try:
-            problem = target_problem(target)
-            if problem is not None:
-                raise w._error("invalid_input", problem)
-            w._buf += TOK_SYM
-            w._buf += encode_string(target)
-            await w._end_node(self._parent)
-        finally:
-            w._busy = False
+        problem = target_problem(target)
+        if problem is not None:
+            raise w._error("invalid_input", problem)
+        w._buf += TOK_SYM
+        w._buf += encode_string(target)
+        await w._end_node(self._parent)
 
     async def file(self, executable: bool, size: int, contents: Contents) -> None:
         """Write a regular file node with exactly `size` bytes taken from `contents`.
@@ -238,44 +220,34 @@ class NarNodeWriter:
         consumed to its end. Bytes-like contents are checked before anything is written."""
         w = self._writer
         w._enter(self)
-        try:
-            if not 0 <= size <= _MAX_SIZE:
-                raise w._error("invalid_input", f"file size {size} does not fit in a u64")
-            if isinstance(contents, bytes | bytearray | memoryview):
-                contents = memoryview(contents).cast("B")
-                if len(contents) > size:
-                    raise w._too_long(size)
-                if len(contents) < size:
-                    raise w._error(
-                        "unexpected_eof",
-                        f"unexpected EOF: file contents are {len(contents)} of {size} bytes",
-                    )
-            try:
-                w._buf += TOK_EXE if executable else TOK_REG
-                w._buf += U64.pack(size)
-                if isinstance(contents, memoryview):
-                    await w._data(contents)
-                else:
-                    await w._contents(size, contents)
-                w._buf += ZERO_PADDING[-size & 7]
-            except BaseException as exc:
-                w._failed = exc
-                raise
-            await w._end_node(self._parent)
-        finally:
-            w._busy = False
+        if not 0 <= size <= _MAX_SIZE:
+            raise w._error("invalid_input", f"file size {size} does not fit in a u64")
+        if isinstance(contents, bytes | bytearray | memoryview):
+            contents = memoryview(contents).cast("B")
+            if len(contents) > size:
+                raise w._too_long(size)
+            if len(contents) < size:
+                raise w._error(
+                    "unexpected_eof",
+                    f"unexpected EOF: file contents are {len(contents)} of {size} bytes",
+                )
+        w._buf += TOK_EXE if executable else TOK_REG
+        w._buf += U64.pack(size)
+        if isinstance(contents, memoryview):
+            await w._data(contents)
+        else:
+            await w._contents(size, contents)
+        w._buf += ZERO_PADDING[-size & 7]
+        await w._end_node(self._parent)
 
     async def directory(self) -> NarDirectoryWriter:
         """Write a directory node; add entries to the returned writer, then close it."""
         w = self._writer
         w._enter(self)
-        try:
-            w._buf += TOK_DIR
-            directory = NarDirectoryWriter(w, self._parent)
-            w._active = directory
-            return directory
-        finally:
-            w._busy = False
+        w._buf += TOK_DIR
+        directory = NarDirectoryWriter(w, self._parent)
+        w._guard.active = directory
+        return directory
 
 
 class NarDirectoryWriter:
@@ -294,32 +266,26 @@ class NarDirectoryWriter:
         after the previous entry's name."""
         w = self._writer
         w._enter(self)
-        try:
-            problem = name_problem(name)
-            if problem is not None:
-                raise w._error("invalid_input", problem)
-            prev = self._prev
-            if prev is not None and name <= prev:
-                raise w._error(
-                    "invalid_input",
-                    f"entry name {name!r} does not sort strictly after the previous {prev!r}",
-                )
-            self._prev = name
-            w._buf += TOK_ENT
-            w._buf += encode_string(name)
-            w._buf += TOK_NOD
-            slot = NarNodeWriter(w, self)
-            w._active = slot
-            await w._maybe_flush()
-            return slot
-        finally:
-            w._busy = False
+        problem = name_problem(name)
+        if problem is not None:
+            raise w._error("invalid_input", problem)
+        prev = self._prev
+        if prev is not None and name <= prev:
+            raise w._error(
+                "invalid_input",
+                f"entry name {name!r} does not sort strictly after the previous {prev!r}",
+            )
+        self._prev = name
+        w._buf += TOK_ENT
+        w._buf += encode_string(name)
+        w._buf += TOK_NOD
+        slot = NarNodeWriter(w, self)
+        w._guard.active = slot
+        await w._maybe_flush()
+        return slot
 
     async def close(self) -> None:
         """End the directory (and its entry, unless it is the root)."""
         w = self._writer
         w._enter(self)
-        try:
-            await w._end_node(self._parent)
-        finally:
-            w._busy = False
+        await w._end_node(self._parent)
