@@ -4,16 +4,18 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 SYSTEM_STAMP := $(VENV)/.system-deps-stamp
-SRC := src tests bench scripts
+SRC := src tests bench scripts fuzz native
 
-.PHONY: setup system-deps proto proto-check fmt lint type test check bench daemon clean
+.PHONY: setup system-deps proto proto-check fmt lint type native-test test check bench daemon clean fuzz
 
 ## Python dependencies in .venv (editable install with every extra and the dev tools)
 setup: $(STAMP)
-$(STAMP): pyproject.toml $(SYSTEM_STAMP)
+NATIVE := native/Cargo.toml native/Cargo.lock native/pyproject.toml $(wildcard native/src/*.rs)
+$(STAMP): pyproject.toml $(SYSTEM_STAMP) $(NATIVE)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[all,dev]'
+	$(BIN)/pip install -q ./native
 	touch $(STAMP)
 
 ## Debian packages: libfuse3 headers for pyfuse3, nix, fuse3, servers used by tests
@@ -38,14 +40,18 @@ lint: setup
 	$(BIN)/ruff format --check $(SRC)
 
 type: setup
-	$(BIN)/mypy --strict src
+	$(BIN)/mypy --strict src native/tests native/bench_bao.py
 
 ## The test suite alone
 test: setup
 	$(BIN)/pytest -q
 
-## Everything CI runs: lint, types, generated-code drift, tests
-check: lint type proto-check test
+## The native extension's own tests (its outboards against the bao-tree crate)
+native-test:
+	cargo test -q --manifest-path native/Cargo.toml
+
+## Everything CI runs: lint, types, generated-code drift, native and Python tests
+check: lint type proto-check native-test test
 
 ## Benchmarks against peers (see bench/README.md); prints ratios
 bench: setup

@@ -15,12 +15,20 @@ import ctypes
 
 MMAP_THRESHOLD = 32 << 20
 TRIM_THRESHOLD = 256 << 20
+# Long-running servers hold many clients' buffers at once and must give memory back when
+# they go: buffers of 1 MiB and more come from mmap (returned on free), and each arena
+# keeps at most 16 MiB of free heap.
+SERVER_MMAP_THRESHOLD = 1 << 20
+SERVER_TRIM_THRESHOLD = 16 << 20
 _M_TRIM_THRESHOLD = -1
 _M_MMAP_THRESHOLD = -3
 
 
-def tune_allocator() -> bool:
-    """Apply the settings; False where malloc is not glibc's (nothing changed)."""
+def tune_allocator(
+    mmap_threshold: int = MMAP_THRESHOLD, trim_threshold: int = TRIM_THRESHOLD
+) -> bool:
+    """Apply the settings (the defaults suit commands that run and exit; servers pass the
+    SERVER_ ones); False where malloc is not glibc's (nothing changed)."""
     try:
         # the process's own symbols (libc among them); find_library("c") would run ldconfig
         mallopt = ctypes.CDLL(None).mallopt
@@ -29,5 +37,9 @@ def tune_allocator() -> bool:
     mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
     mallopt.restype = ctypes.c_int
     return bool(
-        mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD) and mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD)
+        mallopt(_M_MMAP_THRESHOLD, mmap_threshold) and mallopt(_M_TRIM_THRESHOLD, trim_threshold)
     )
+
+
+def tune_allocator_for_server() -> bool:
+    return tune_allocator(SERVER_MMAP_THRESHOLD, SERVER_TRIM_THRESHOLD)

@@ -36,6 +36,8 @@ BLOB_BACKENDS: dict[str, Factory] = {
     "objectstore-file-smallchunks": by_url(
         BLOB_SERVICES, "objectstore+file://{tmp}/blobs?avg_chunk_size=4096&fsync=true"
     ),
+    "local": by_url(BLOB_SERVICES, "local://{tmp}/local"),
+    "local-all-files": by_url(BLOB_SERVICES, "local://{tmp}/local?inline_max=0&fsync=false"),
 }
 
 DIRECTORY_BACKENDS: dict[str, Factory] = {

@@ -287,11 +287,8 @@ def test_missing_blob_is_eio_and_mount_keeps_serving(tmp_path: Path) -> None:
     basename = (
         tvix_store(home, "import", str(tree), check=True).stdout.decode().strip().split("/")[-1]
     )
-    chunks = sorted(
-        (home / "blobs" / "chunks").rglob("*"),
-        key=lambda p: -p.stat().st_size if p.is_file() else 0,
-    )
-    chunks[0].unlink()
+    [victim] = (home / "data").glob("??/*")  # the one blob large enough for a file
+    victim.unlink()
     with mounted(home, tmp_path / "mnt") as proc:
         with pytest.raises(OSError) as e:
             (tmp_path / "mnt" / basename / "victim").read_bytes()

@@ -95,7 +95,7 @@ def test_sigterm_lets_in_flight_calls_finish(tmp_path: Path) -> None:
     assert not sock.exists(), "socket file removed"
 
     async def check() -> bytes | None:
-        service = await from_addr(BLOB_SERVICES, f"objectstore+file://{tmp_path}/home/blobs")
+        service = await from_addr(BLOB_SERVICES, f"local://{tmp_path}/home")
         return await read_blob(service, digest)  # type: ignore[arg-type]
 
     assert asyncio.run(check()) == payload

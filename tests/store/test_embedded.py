@@ -37,8 +37,11 @@ def test_store_home_resolution(tmp_path: Path) -> None:
     )
     assert store_home({}) == Path.home() / ".local" / "share" / "pytvix"
     blob, directory, path_info = embedded_urls(tmp_path)
-    assert blob == f"objectstore+file://{tmp_path}/blobs"
+    assert blob == f"local://{tmp_path}"
     assert directory == path_info == f"lmdb://{tmp_path}/store.lmdb"
+    # a store of earlier versions keeps its object layout until migrated
+    (tmp_path / "blobs" / "chunks").mkdir(parents=True)
+    assert embedded_urls(tmp_path)[0] == f"objectstore+file://{tmp_path}/blobs"
 
 
 def writer(home: Path, first: int, count: int) -> subprocess.Popen[str]:
@@ -119,27 +122,28 @@ async def test_two_writers_with_overlapping_data(tmp_path: Path, open_embedded) 
     await assert_consistent(services)
 
 
-def _chunk_files(home: Path) -> list[Path]:
-    return sorted(p for p in (home / "blobs" / "chunks").rglob("*") if p.is_file())
+def _blob_files(home: Path) -> list[Path]:
+    return sorted(p for p in (home / "data").glob("??/*") if p.is_file())
 
 
-def test_verify_detects_corrupt_and_missing_chunks(tmp_path: Path) -> None:
+def test_verify_detects_corrupt_and_missing_blobs(tmp_path: Path) -> None:
     proc = writer(tmp_path, 0, 4)
     assert proc.wait(timeout=120) == 0
     ok = tvix_store(tmp_path, "verify", text=True)
     assert ok.returncode == 0, ok.stdout + ok.stderr
     assert "no problems found" in ok.stdout
     assert "4 closures" in ok.stdout
-    chunks = _chunk_files(tmp_path)
-    victim = max(chunks, key=lambda p: p.stat().st_size)
+    files = _blob_files(tmp_path)
+    victim = max(files, key=lambda p: p.stat().st_size)
     data = bytearray(victim.read_bytes())
     data[len(data) // 2] ^= 0x55
+    victim.chmod(0o644)
     victim.write_bytes(bytes(data))
     bad = tvix_store(tmp_path, "verify", text=True)
     assert bad.returncode == 1
     problems = [line for line in bad.stdout.splitlines() if line.startswith("PROBLEM:")]
-    assert len(problems) == 1, bad.stdout  # one damaged chunk: one problem, one line
-    assert "chunk b3:" in problems[0]
+    assert len(problems) == 1, bad.stdout  # one damaged blob: one problem, one line
+    assert "blob b3:" in problems[0]
     assert "corrupt" in problems[0]
     assert "1 problem(s) found" in bad.stderr
     damaged = [line for line in bad.stdout.splitlines() if line.startswith("DAMAGED: /nix/store/")]
@@ -176,7 +180,9 @@ def test_info_reports_location_and_contents(tmp_path: Path) -> None:
     result = tvix_store(tmp_path, "info", text=True)
     assert result.returncode == 0, result.stderr
     assert f"store home: {tmp_path}" in result.stdout
-    assert "ObjectStoreBlobService" in result.stdout
+    assert "LocalBlobService" in result.stdout
+    assert "blobs in LMDB: " in result.stdout
+    assert "blobs as files: " in result.stdout
     assert "path infos: 2" in result.stdout
     assert "directories: 4" in result.stdout
 

@@ -241,6 +241,7 @@ BLOB_SERVICES: ServiceKind[Any] = ServiceKind(
     "blob service",
     {
         "memory": "pytvix.castore.blobservice.memory:MemoryBlobServiceConfig",
+        "local": "pytvix.castore.blobservice.local:LocalBlobServiceConfig",
         "objectstore": "pytvix.castore.blobservice.objectstore:ObjectStoreBlobServiceConfig",
         "grpc": "pytvix.castore.blobservice.grpc:GrpcBlobServiceConfig",
         "combined": "pytvix.castore.blobservice.combined:CombinedBlobServiceConfig",

@@ -14,7 +14,8 @@ from typing import Any
 
 import click
 
-from pytvix.castore.composition import ConfigError
+from pytvix.allocator import tune_allocator_for_server
+from pytvix.castore.composition import BLOB_SERVICES, ConfigError, from_addr
 from pytvix.castore.extras import needs_extra
 from pytvix.castore.scrub import Describable, ScrubReport
 from pytvix.cli.app import cli
@@ -26,9 +27,10 @@ from pytvix.cli.common import (
 )
 from pytvix.cli.narbridge import bridge_config, bridge_options
 from pytvix.cli.progress import human_bytes, progress_display
-from pytvix.store.composition import StoreServices
-from pytvix.store.defaults import store_home
+from pytvix.store.composition import StoreServices, open_store_from_urls
+from pytvix.store.defaults import embedded_urls, legacy_blob_url, store_home, uses_legacy_layout
 from pytvix.store.listen import ListenAddressError
+from pytvix.store.migrate import copy_blobs, referenced_blobs, retire_legacy_blobs
 from pytvix.store.secrets import read_secret
 from pytvix.store.server_security import ServerSecurity
 from pytvix.store.verify import verify_store
@@ -113,6 +115,7 @@ def daemon(
     from pytvix.narbridge.server import start_bridge  # noqa: PLC0415 (see module docstring)
     from pytvix.store.grpc_daemon import serve_until_signalled  # noqa: PLC0415
 
+    tune_allocator_for_server()
     security = _server_security(options)
     config = bridge_config(options)
     addrs = ServiceAddrs.from_options(options)
@@ -270,3 +273,39 @@ def verify(nar: bool, **options: Any) -> None:
         click.echo(f"{len(report.problems)} problem(s) found", err=True)
         sys.exit(1)
     click.echo("no problems found")
+
+
+@cli.command()
+def migrate() -> None:
+    """Move the embedded store's blobs to the current layout.
+
+    Stores made by earlier versions keep blobs in upstream's object layout under
+    $TVIX_STORE_HOME/blobs (one file per chunk); the current layout keeps small blobs in LMDB
+    and large ones as whole files, which imports, dumps and the mount read much faster. Every
+    blob a store path refers to is copied and verified; then blobs/ is renamed to
+    blobs.migrated (remove it when satisfied). Safe to interrupt and run again.
+    """
+    home = store_home()
+    if not uses_legacy_layout(home):
+        click.echo(f"{home} already uses the current layout: nothing to do", err=True)
+        return
+    _, directory_url, path_info_url = embedded_urls(home)
+
+    async def main() -> None:
+        old = await open_store_from_urls(legacy_blob_url(home), directory_url, path_info_url)
+        new = await from_addr(BLOB_SERVICES, f"local://{home}")
+        try:
+            wanted = await referenced_blobs(old.path_info, old.directory)
+            with progress_display("migrating") as progress:
+                stats = await copy_blobs(wanted, old.blob, new, progress)
+        finally:
+            await new.close()
+            await old.close()
+        retired = retire_legacy_blobs(home)
+        click.echo(
+            f"copied {stats.copied} of {stats.blobs} blob(s), {human_bytes(stats.bytes)}; "
+            f"the old blobs are in {retired} (remove it when satisfied)",
+            err=True,
+        )
+
+    run_async(main)

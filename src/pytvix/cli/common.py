@@ -16,7 +16,9 @@ from pytvix.castore import workers
 from pytvix.castore.composition import ConfigError
 from pytvix.castore.errors import CastoreError
 from pytvix.store.composition import StoreServices, open_store_from_toml, open_store_from_urls
-from pytvix.store.defaults import embedded_urls, store_home
+from pytvix.store.defaults import embedded_urls, store_home, uses_legacy_layout
+
+log = logging.getLogger(__name__)
 
 F = TypeVar("F", bound=Callable[..., Any])
 R = TypeVar("R")
@@ -142,7 +144,14 @@ class ServiceAddrs:
 
     def urls(self) -> tuple[str, str, str]:
         """The three URLs, the embedded store's filling in what was not given."""
-        blob, directory, path_info = embedded_urls(store_home())
+        home = store_home()
+        blob, directory, path_info = embedded_urls(home)
+        if self.blob is None and uses_legacy_layout(home):
+            log.warning(
+                "%s keeps its blobs in the layout of earlier versions; `tvix-store migrate` "
+                "moves them to the current one (much faster imports, dumps and reads)",
+                home,
+            )
         return (self.blob or blob, self.directory or directory, self.path_info or path_info)
 
     async def open(self) -> StoreServices:

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 from pytvix import __version__
-from pytvix.allocator import tune_allocator
+from pytvix.allocator import tune_allocator_for_server
 from pytvix.castore.composition import ConfigError
 from pytvix.castore.readahead import set_limit as set_readahead_limit
 from pytvix.cli.common import (
@@ -196,6 +196,6 @@ def cli(log_level: str, otlp: bool, listen_address: str, **options: Any) -> None
 
 
 def main() -> None:
-    tune_allocator()
+    tune_allocator_for_server()
     configure_workers_from_environment()
     cli(prog_name="nar-bridge")

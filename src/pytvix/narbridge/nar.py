@@ -47,8 +47,7 @@ class _ResponseSink:
         self._watchdog = watchdog
 
     async def write(self, data: bytes | bytearray | memoryview, /) -> None:
-        piece = bytes(data) if isinstance(data, memoryview) else data
-        await self._watchdog.guard(self._request, self._response.write(piece))
+        await self._watchdog.guard(self._request, self._response.write(data))
 
 
 def _range(header: str, size: int) -> tuple[int, int] | None:

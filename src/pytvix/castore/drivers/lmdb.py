@@ -118,6 +118,15 @@ class LmdbEnv:
         except lmdb.Error as e:
             raise StorageError(f"LMDB read from {self.path} failed: {e}") from e
 
+    def read_views(self, fn: Callable[[Any], T]) -> T:
+        """As read(), but values come as memoryviews into the map: no copy, valid only until
+        `fn` returns."""
+        try:
+            with self.env.begin(buffers=True) as txn:
+                return fn(txn)
+        except lmdb.Error as e:
+            raise StorageError(f"LMDB read from {self.path} failed: {e}") from e
+
     def write(self, fn: Callable[[Any], T]) -> T:
         """Run `fn(txn)` in a write transaction committed atomically (blocking: call it from
         a worker thread). On error nothing is written."""

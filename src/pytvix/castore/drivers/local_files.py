@@ -55,7 +55,7 @@ class LocalFiles:
         self.root = root
         self.direct = True  # until the file system refuses O_DIRECT
         self.nowait = hasattr(os, "RWF_NOWAIT")  # until the file system refuses RWF_NOWAIT
-        self._group_sync = GroupCommit(self._syncfs)
+        self._group_sync = GroupCommit(lambda: syncfs(self.root))
 
     def exists(self, key: str) -> bool:
         return os.path.isfile(f"{self.root}/{key}")
@@ -126,7 +126,7 @@ class LocalFiles:
                 if direct:
                     _write_direct(fd, parts, size)
                 else:
-                    _write_all(fd, parts)
+                    write_all(fd, parts)
                     if size >= EARLY_WRITEBACK:
                         _start_writeback(fd)
             finally:
@@ -143,14 +143,16 @@ class LocalFiles:
         when it returns; concurrent callers share one syncfs (group commit)."""
         self._group_sync.sync()
 
-    def _syncfs(self) -> None:
-        fd = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY)
-        try:
-            if _libc().syncfs(fd) != 0:
-                err = ctypes.get_errno()
-                raise OSError(err, os.strerror(err), self.root)
-        finally:
-            os.close(fd)
+
+def syncfs(path: str) -> None:
+    """Write everything cached for the file system holding `path` to disk, and wait."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        if _libc().syncfs(fd) != 0:
+            err = ctypes.get_errno()
+            raise OSError(err, os.strerror(err), path)
+    finally:
+        os.close(fd)
 
 
 def _create_staging(path: str, direct: bool) -> tuple[str, int]:
@@ -170,7 +172,7 @@ def _create_staging(path: str, direct: bool) -> tuple[str, int]:
     return staging, os.open(staging, flags, 0o644)  # an error now is real
 
 
-def _write_all(fd: int, parts: Parts) -> None:
+def write_all(fd: int, parts: Parts) -> None:
     """Write the parts in order (writev, up to _IOV_MAX parts per call)."""
     for start in range(0, len(parts), _IOV_MAX):
         group = parts[start : start + _IOV_MAX]

@@ -35,8 +35,9 @@ from pytvix.castore.workers import cpu_pool, pool, run, run_on
 SMALL_FILE = 1 << 20
 PIECE = 4 << 20
 WALK_BATCH = 512
-BATCH_FILES = 128  # small files read and stored per worker job
-BATCH_BYTES = 8 << 20
+BATCH_FILES = 512  # small files read and stored per worker job
+BATCH_BYTES = 32 << 20
+OBSERVE_RUN = 1024  # events and contents handed to the observer per worker job
 
 __all__ = ["IngestError", "IngestObserver", "IngestStats", "ingest_path"]
 
@@ -206,17 +207,36 @@ class _Ingest:
         return file_node(digest, event.size, event.executable)
 
     async def feed_observer(self) -> None:
-        """Hands events and contents to the observer strictly in NAR order."""
+        """Hands events and contents to the observer strictly in NAR order, as runs of up to
+        OBSERVE_RUN items that a worker thread feeds it (hashing overlaps with storing)."""
+        done = False
+        while not done:
+            item = await self.ordered.get()
+            items: list[Event | bytes] = []
+            freed = 0
+            while True:
+                if item is None:
+                    done = True
+                    break
+                if isinstance(item, asyncio.Future):
+                    contents = await item
+                    items.append(contents)
+                    freed += len(contents) + PER_BLOB_OVERHEAD
+                else:
+                    items.append(item)
+                    freed += len(item) if isinstance(item, bytes) else 0
+                if len(items) >= OBSERVE_RUN or self.ordered.empty():
+                    break
+                item = self.ordered.get_nowait()
+            if items:
+                await run(self._observe, items)
+            await self.budget.release(freed)
+
+    def _observe(self, items: list[Event | bytes]) -> None:
         assert self.observer is not None
-        while (item := await self.ordered.get()) is not None:
+        for item in items:
             if isinstance(item, bytes):
-                # large pieces are hashed off the loop, overlapping with storing them
-                await run(self.observer.data, item)
-                await self.budget.release(len(item))
-            elif isinstance(item, asyncio.Future):
-                contents = await item
-                self.observer.data(contents)
-                await self.budget.release(len(contents) + PER_BLOB_OVERHEAD)
+                self.observer.data(item)
             else:
                 self.observer.event(item)
 

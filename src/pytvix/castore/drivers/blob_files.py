@@ -1,0 +1,101 @@
+"""Whole blobs as files in one directory: `<root>/<2 hex>/<64 hex>`, written to a staging file
+in `<root>/staging/` and renamed into place once complete (the name is known only at the end,
+when the digest is). A crash leaves at most staging files (garbage collection removes old
+ones), never a partial blob under its name.
+
+Blocking; call from worker threads.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import os
+import secrets
+from collections.abc import Iterator
+
+from pytvix.buffers import Parts
+from pytvix.castore.drivers.local_files import GroupCommit, syncfs, write_all
+
+_WRITE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC | os.O_NOFOLLOW
+_READ_FLAGS = os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW
+_token = secrets.token_hex(6)
+_numbers = itertools.count()
+
+
+class BlobFiles:
+    def __init__(self, root: str) -> None:
+        self.root = root
+        self.staging_dir = f"{root}/staging"
+        os.makedirs(self.staging_dir, exist_ok=True)
+        self._group_sync = GroupCommit(lambda: syncfs(self.root))
+
+    def path(self, hex_digest: str) -> str:
+        return f"{self.root}/{hex_digest[:2]}/{hex_digest}"
+
+    def create_staging(self) -> tuple[str, int]:
+        """A new, empty staging file: (path, fd open for writing)."""
+        path = f"{self.staging_dir}/{_token}-{next(_numbers)}"
+        return path, os.open(path, _WRITE_FLAGS, 0o444)
+
+    def write_staging(self, parts: Parts) -> str:
+        """A staging file holding the concatenated parts; its path."""
+        path, fd = self.create_staging()
+        try:
+            write_all(fd, parts)
+        except BaseException:
+            os.close(fd)
+            discard(path)
+            raise
+        os.close(fd)
+        return path
+
+    def commit(self, staging: str, hex_digest: str) -> None:
+        """Move a complete staging file to the blob's name (replacing one there: same bytes)."""
+        final = self.path(hex_digest)
+        try:
+            os.rename(staging, final)
+        except FileNotFoundError:
+            if not os.path.exists(staging):
+                raise
+            os.makedirs(os.path.dirname(final), exist_ok=True)
+            os.rename(staging, final)
+
+    def open(self, hex_digest: str) -> int | None:
+        """A read fd of the blob's file, or None if there is none."""
+        try:
+            return os.open(self.path(hex_digest), _READ_FLAGS)
+        except FileNotFoundError:
+            return None
+
+    def exists(self, hex_digest: str) -> bool:
+        return os.path.isfile(self.path(hex_digest))
+
+    def delete(self, hex_digest: str) -> None:
+        discard(self.path(hex_digest))
+
+    def names(self) -> Iterator[tuple[str, int, float]]:
+        """(hex digest, size, mtime) of every blob file (staging files excluded)."""
+        for shard in sorted(os.listdir(self.root)):
+            if len(shard) != 2:
+                continue
+            with os.scandir(f"{self.root}/{shard}") as entries:
+                for entry in entries:
+                    if len(entry.name) == 64 and entry.name.startswith(shard):
+                        st = entry.stat(follow_symlinks=False)
+                        yield entry.name, st.st_size, st.st_mtime
+
+    def staging_files(self) -> Iterator[tuple[str, float]]:
+        """(path, mtime) of staging files (of writes in progress, or left by a crash)."""
+        with os.scandir(self.staging_dir) as entries:
+            for entry in entries:
+                yield entry.path, entry.stat(follow_symlinks=False).st_mtime
+
+    def sync(self) -> None:
+        """Durability barrier for everything written below the root (a shared syncfs)."""
+        self._group_sync.sync()
+
+
+def discard(path: str) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)
