@@ -67,6 +67,8 @@ class GrpcBlobService(RemoteDescription, BlobService):
             if e.code() == grpc.StatusCode.NOT_FOUND:
                 return None
             raise rpc_error(self.url, e) from e
+        if response is None:  # grpc.aio's answer to bytes its deserializer cannot parse
+            raise StorageError(f"{self.url} answered Stat of {digest} with an invalid message")
         return response
 
     async def has(self, digest: B3Digest) -> bool:
@@ -84,6 +86,8 @@ class GrpcBlobService(RemoteDescription, BlobService):
     async def _stream(self, digest: B3Digest) -> AsyncIterator[bytes | memoryview]:
         try:
             async for piece in self._read(pb.ReadBlobRequest(digest=digest)):
+                if piece is None:  # not a BlobChunk (grpc.aio logs the parse error)
+                    raise StorageError(f"{self.url} sent an invalid message for blob {digest}")
                 yield piece
         except aio.AioRpcError as e:
             if e.code() == grpc.StatusCode.NOT_FOUND:
