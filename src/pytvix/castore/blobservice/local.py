@@ -183,9 +183,23 @@ class LocalBlobService(BlobService):
         return LocalBlobWriter(self)
 
     async def put_many(self, blobs: Sequence[bytes]) -> list[tuple[B3Digest, int | None]]:
-        """All blobs in one job: inline ones in one LMDB transaction, larger ones as files made
-        durable by one shared barrier before their records commit."""
-        return await run_on(cpu_pool(), self.store_all, blobs)
+        """All blobs in one job: larger ones as files made durable by one shared barrier,
+        then every record in one LMDB write (committed by the store's writer thread, so the
+        job's thread is free meanwhile)."""
+        rows = await run_on(cpu_pool(), self.prepare, blobs)
+        return self._outcome(rows, await self.env.awrite(lambda txn: self._put_records(txn, rows)))
+
+    def store_all(self, blobs: Sequence[Buffer]) -> list[tuple[B3Digest, int | None]]:
+        """put_many, blocking (worker threads)."""
+        rows = self.prepare(blobs)
+        return self._outcome(rows, self.env.write(lambda txn: self._put_records(txn, rows)))
+
+    @staticmethod
+    def _outcome(rows: Sequence[Row], fresh: Sequence[bool]) -> list[tuple[B3Digest, int | None]]:
+        return [
+            (B3Digest(row.digest), row.size if new else 0)
+            for row, new in zip(rows, fresh, strict=True)
+        ]
 
     @contextmanager
     def writing(self) -> Iterator[None]:
@@ -195,8 +209,9 @@ class LocalBlobService(BlobService):
         except OSError as e:
             raise StorageError(f"storing a blob in {self.root} failed: {e.strerror or e}") from e
 
-    def store_all(self, blobs: Sequence[Buffer]) -> list[tuple[B3Digest, int | None]]:
-        """put_many, blocking (worker threads)."""
+    def prepare(self, blobs: Sequence[Buffer]) -> list[Row]:
+        """Hash the blobs and put the files of new large ones in place, durably (blocking);
+        their records are still to be written."""
         rows = [self._row(data) for data in blobs]
         present = self.env.read(lambda txn: [self._present(txn, row.digest) for row in rows])
         staged: dict[bytes, str] = {}
@@ -210,11 +225,7 @@ class LocalBlobService(BlobService):
             for path in staged.values():
                 discard(path)
             raise
-        fresh = self.env.write(lambda txn: self._put_records(txn, rows))
-        return [
-            (B3Digest(row.digest), row.size if new else 0)
-            for row, new in zip(rows, fresh, strict=True)
-        ]
+        return rows
 
     def _row(self, data: Buffer) -> Row:
         if len(data) <= self.inline_max:

@@ -43,7 +43,7 @@ class LmdbDirectoryService(ClosureStore):
             for key, value in rows:
                 txn.put(key, value, db=self._db)
 
-        await run(self.env.write, write)
+        await self.env.awrite(write)
 
     async def get_recursive(self, root: B3Digest) -> AsyncIterator[Directory]:
         async for data in self.get_recursive_encoded(root):

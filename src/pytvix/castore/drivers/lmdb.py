@@ -4,16 +4,20 @@ LMDB forbids opening one environment twice in a process, and the embedded store 
 services in one environment (named databases `directory` and `pathinfo`), so environments are
 shared by path and reference-counted. Transactions are atomic and, with the default `sync`,
 durable when a write commits; several processes may use one environment at once (LMDB's lock
-file serializes writers).
+file serializes writers). Within a process, one writer thread per environment commits the
+writes of all threads, several per transaction (GroupWriter).
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
+import queue
 import shutil
 import tempfile
 import threading
 from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Self, TypeVar
@@ -41,6 +45,7 @@ class LmdbEnv:
         self._refs = 0
         self._dbs: dict[bytes, Any] = {}
         self.read_only = False
+        self._writer = GroupWriter(self)
         try:
             path.mkdir(parents=True, exist_ok=True)
             self.env = self._open(path, temporary, read_only=False)
@@ -92,6 +97,7 @@ class LmdbEnv:
             if self._refs > 0:
                 return
             _envs.pop(self.path, None)
+            self._writer.stop()
             self.env.close()
             if self.temporary:
                 shutil.rmtree(self.path, ignore_errors=True)
@@ -128,17 +134,22 @@ class LmdbEnv:
             raise StorageError(f"LMDB read from {self.path} failed: {e}") from e
 
     def write(self, fn: Callable[[Any], T]) -> T:
-        """Run `fn(txn)` in a write transaction committed atomically (blocking: call it from
-        a worker thread). On error nothing is written."""
-        try:
-            with self.env.begin(write=True) as txn:
-                return fn(txn)
-        except lmdb.MapFullError as e:
-            raise StorageError(f"LMDB store {self.path} is full: {e}") from e
-        except lmdb.Error as e:
-            if self.read_only:
-                raise StorageError(f"LMDB store {self.path} is read-only") from e
-            raise StorageError(f"LMDB write to {self.path} failed: {_reason(e)}") from e
+        """Run `fn(txn)` in a write transaction and commit it (blocking: call it from a worker
+        thread); on error nothing of `fn` is written."""
+        return self.submit(fn).result()
+
+    async def awrite(self, fn: Callable[[Any], T]) -> T:
+        """write() for the event loop: no thread waits for the commit."""
+        return await asyncio.wrap_future(self.submit(fn))
+
+    def submit(self, fn: Callable[[Any], T]) -> Future[T]:
+        """Queue `fn(txn)` for the environment's writer thread; the future resolves once its
+        transaction is committed (durably, unless the store is temporary)."""
+        if self.read_only:
+            failed: Future[T] = Future()
+            failed.set_exception(StorageError(f"LMDB store {self.path} is read-only"))
+            return failed
+        return self._writer.submit(fn)
 
     def stat(self, name: bytes) -> dict[str, int]:
         with self.env.begin() as txn:
@@ -149,6 +160,93 @@ class LmdbEnv:
             return os.path.getsize(self.path / "data.mdb")
         except OSError:
             return 0
+
+
+class GroupWriter:
+    """One thread runs every write transaction of an environment. Writes queued while a
+    commit is under way go into the next transaction together, each in a nested transaction
+    of its own (one that fails is rolled back alone), so concurrent writers share commits and
+    their fsyncs, and no other thread ever waits on LMDB's writer lock."""
+
+    MAX_BATCH = 256  # writes per shared transaction
+
+    def __init__(self, env: LmdbEnv) -> None:
+        self._env = env
+        self._queue: queue.SimpleQueue[tuple[Callable[[Any], Any], Future[Any]] | None] = (
+            queue.SimpleQueue()
+        )
+        self._thread: threading.Thread | None = None
+        self._start_lock = threading.Lock()
+
+    def submit(self, fn: Callable[[Any], T]) -> Future[T]:
+        future: Future[T] = Future()
+        if self._thread is None:
+            with self._start_lock:
+                if self._thread is None:
+                    self._thread = threading.Thread(
+                        target=self._run, name=f"lmdb-writer-{self._env.path.name}", daemon=True
+                    )
+                    self._thread.start()
+        self._queue.put((fn, future))
+        return future
+
+    def stop(self) -> None:
+        if self._thread is not None:
+            self._queue.put(None)
+            self._thread.join()
+            self._thread = None
+
+    def _run(self) -> None:
+        while (first := self._queue.get()) is not None:
+            batch = [first]
+            stopping = False
+            while len(batch) < self.MAX_BATCH:
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if item is None:
+                    stopping = True
+                    break
+                batch.append(item)
+            self._commit(batch)
+            if stopping:
+                return
+
+    def _commit(self, batch: list[tuple[Callable[[Any], Any], Future[Any]]]) -> None:
+        env = self._env
+        results: list[tuple[Future[Any], Any, BaseException | None]] = []
+        try:
+            with env.env.begin(write=True) as txn:
+                for fn, future in batch:
+                    if not future.set_running_or_notify_cancel():
+                        continue
+                    child = env.env.begin(write=True, parent=txn)
+                    try:
+                        value = fn(child)
+                    except BaseException as e:
+                        child.abort()
+                        results.append((future, None, e))
+                    else:
+                        child.commit()
+                        results.append((future, value, None))
+        except lmdb.Error as e:
+            failure = _write_error(env, e)
+            for _, future in batch:
+                if not future.done():
+                    future.set_exception(failure)
+            return
+        for future, value, error in results:
+            if error is None:
+                future.set_result(value)
+            else:
+                future.set_exception(error)
+
+
+def _write_error(env: LmdbEnv, e: lmdb.Error) -> StorageError:
+    if isinstance(e, lmdb.MapFullError):
+        return StorageError(f"LMDB store {env.path} is full: {e}")
+    return StorageError(f"LMDB write to {env.path} failed: {_reason(e)}")
 
 
 def _is_read_only_error(e: BaseException) -> bool:

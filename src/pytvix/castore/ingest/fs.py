@@ -35,8 +35,8 @@ from pytvix.castore.workers import cpu_pool, pool, run, run_on
 SMALL_FILE = 1 << 20
 PIECE = 4 << 20
 WALK_BATCH = 512
-BATCH_FILES = 512  # small files read and stored per worker job
-BATCH_BYTES = 32 << 20
+BATCH_FILES = 2048  # small files read and stored per worker job
+BATCH_BYTES = 64 << 20
 OBSERVE_RUN = 1024  # events and contents handed to the observer per worker job
 
 __all__ = ["IngestError", "IngestObserver", "IngestStats", "ingest_path"]

@@ -17,7 +17,7 @@ from pytvix.castore.directory import Directory
 from pytvix.castore.directoryservice import DirectoryPutter
 from pytvix.castore.nodes import FileNode, Node
 
-MAX_BUFFERED = 64 << 20
+MAX_BUFFERED = 256 << 20
 PER_BLOB_OVERHEAD = 16 << 10  # budget charged per blob, bounds the number in flight
 
 

@@ -37,7 +37,7 @@ class LmdbPathInfoService(PathInfoService):
     async def put(self, info: PathInfo) -> PathInfo:
         key = info.store_path.digest
         value = path_info_to_proto(info).SerializeToString(deterministic=True)
-        await run(self.env.write, lambda txn: txn.put(key, value, db=self._db))
+        await self.env.awrite(lambda txn: txn.put(key, value, db=self._db))
         return info
 
     async def list(self) -> AsyncIterator[PathInfo]:
