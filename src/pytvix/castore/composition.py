@@ -302,8 +302,10 @@ class Composition:
                 data = tomllib.load(f)
         except OSError as e:
             raise ConfigError(f"cannot read composition file {path}: {e.strerror}") from e
-        except tomllib.TOMLDecodeError as e:
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
             raise ConfigError(f"composition file {path} is not valid TOML: {e}") from e
+        except RecursionError as e:  # tomllib recurses once per level of nesting
+            raise ConfigError(f"composition file {path} is nested too deeply") from e
         return cls(data, kinds)
 
     def add(self, kind: ServiceKind[Any], name: str, config: ServiceConfig[Any]) -> None:
