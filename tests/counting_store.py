@@ -5,7 +5,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from pytvix.buffers import Buffer, Parts
-from pytvix.castore.drivers.objectstore import NOT_CACHED, ObjectStore, open_object_store
+from pytvix.castore.drivers.objectstore import (
+    NOT_CACHED,
+    ObjectMeta,
+    ObjectStore,
+    open_object_store,
+)
 
 
 class CountingStore(ObjectStore):
@@ -49,8 +54,12 @@ class CountingStore(ObjectStore):
     def delete(self, key: str) -> None:
         self.inner.delete(key)
 
-    def list(self, prefix: str) -> Iterator[tuple[str, int]]:
+    def list(self, prefix: str) -> Iterator[ObjectMeta]:
         return self.inner.list(prefix)
+
+    def modified(self, key: str) -> float | None:
+        self.exists_checks.append(key)
+        return self.inner.modified(key)
 
     def sync(self) -> None:
         self.inner.sync()

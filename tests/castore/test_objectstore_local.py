@@ -34,7 +34,7 @@ def test_parts_are_written_in_order_and_listed_once(tmp_path: Path) -> None:
     store.put("chunks/ab/key", parts)
     store.put("small", b"x")
     assert store.get("chunks/ab/key") == b"head" + payload
-    assert sorted(key for key, _ in store.list("")) == ["chunks/ab/key", "small"]
+    assert sorted(meta.key for meta in store.list("")) == ["chunks/ab/key", "small"]
     assert leftovers(tmp_path) == []
     assert not store.create("small", b"y")
     assert store.get("small") == b"x"
@@ -77,7 +77,7 @@ def test_leftover_staging_names_are_not_reused_or_followed(
     store.put("a/other", data)
     assert store.get("a/other") == data
     assert outside.read_bytes() == b"untouched"
-    assert sorted(key for key, _ in store.list("a")) == ["a/key", "a/other"]
+    assert sorted(meta.key for meta in store.list("a")) == ["a/key", "a/other"]
 
 
 def test_allocator_tuning_applies_on_glibc() -> None:

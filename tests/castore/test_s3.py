@@ -459,7 +459,7 @@ async def test_transient_errors_are_retried_async(faulty: FaultyS3) -> None:
     faulty.fail("GET", "/a/obj", 2)
     assert bytes(await store.aget("obj") or b"") == b"payload"
     faulty.fail("GET", "/faulty", 2)  # listing
-    assert [k async for k, _ in store.alist("")] == ["obj"]
+    assert [meta.key async for meta in store.alist("")] == ["obj"]
 
 
 async def test_blob_import_survives_transient_errors(faulty: FaultyS3) -> None:

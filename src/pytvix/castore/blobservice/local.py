@@ -27,7 +27,7 @@ from __future__ import annotations
 import os
 import struct
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
@@ -46,6 +46,7 @@ from pytvix.castore.drivers.blob_files import BlobFiles, discard
 from pytvix.castore.drivers.lmdb import LmdbEnv
 from pytvix.castore.drivers.objectstore import parse_bool
 from pytvix.castore.errors import StorageError
+from pytvix.castore.gc import WRITE_REFRESH, StoredObject
 from pytvix.castore.progress import Progress
 from pytvix.castore.scrub import ScrubReport
 from pytvix.castore.workers import cpu_pool, run, run_on
@@ -55,8 +56,9 @@ FILES = b"blob_file"
 WRITTEN = b"blob_written"
 INLINE_MAX = 64 << 10
 _U64 = struct.Struct("<Q")
-TOUCH_AFTER = 600  # a writer finding a blob present refreshes its time if older than this
+_TIME = struct.Struct("<d")  # written times: seconds since the epoch
 BATCH = 4096  # records per read transaction when walking all of them
+DELETE_BATCH = 1024  # objects deleted per write transaction
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,14 +80,16 @@ class Record:
         return cls(False, value[_U64.size :], _U64.unpack_from(value)[0])
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Row:
-    """A blob to record: its bytes if inline, else its outboard (its file is in place)."""
+    """A blob to record: its bytes if inline, else its outboard and the staging file that
+    becomes its file (None if the file was there already when the writer looked)."""
 
     digest: bytes
     size: int
     inline: Buffer | None
     outboard: bytes | None
+    staging: str | None = None
 
 
 class LocalBlobService(BlobService):
@@ -101,6 +105,7 @@ class LocalBlobService(BlobService):
         self._files = env.db(FILES)
         self._written = env.db(WRITTEN)
         self._closed = False
+        self.recover_trash()
 
     def _get(self, txn: Any, digest: bytes) -> Record | None:
         value = txn.get(digest, db=self._blobs)
@@ -187,15 +192,32 @@ class LocalBlobService(BlobService):
         then every record in one LMDB write (committed by the store's writer thread, so the
         job's thread is free meanwhile)."""
         rows = await run_on(cpu_pool(), self.prepare, blobs)
-        return self._outcome(rows, await self.env.awrite(lambda txn: self._put_records(txn, rows)))
+        fresh = await self.env.awrite(partial(self._put_records, rows=rows))
+        if None in fresh:
+            fresh = await run(self._store_lost, blobs, fresh)
+        return self._outcome(rows, fresh)
 
     def store_all(self, blobs: Sequence[Buffer]) -> list[tuple[B3Digest, int | None]]:
         """put_many, blocking (worker threads)."""
         rows = self.prepare(blobs)
-        return self._outcome(rows, self.env.write(lambda txn: self._put_records(txn, rows)))
+        fresh = self.env.write(partial(self._put_records, rows=rows))
+        return self._outcome(rows, self._store_lost(blobs, fresh) if None in fresh else fresh)
+
+    def _store_lost(self, blobs: Sequence[Buffer], fresh: list[bool | None]) -> list[bool | None]:
+        """Store again the blobs whose files were found present but collected before their
+        records were refreshed (garbage collection ran in between): now they are written."""
+        lost = [i for i, new in enumerate(fresh) if new is None]
+        rows = self.prepare([blobs[i] for i in lost], assume_absent=True)
+        redone = self.env.write(partial(self._put_records, rows=rows))
+        out = list(fresh)
+        for i, new in zip(lost, redone, strict=True):
+            out[i] = new
+        return out
 
     @staticmethod
-    def _outcome(rows: Sequence[Row], fresh: Sequence[bool]) -> list[tuple[B3Digest, int | None]]:
+    def _outcome(
+        rows: Sequence[Row], fresh: Sequence[bool | None]
+    ) -> list[tuple[B3Digest, int | None]]:
         return [
             (B3Digest(row.digest), row.size if new else 0)
             for row, new in zip(rows, fresh, strict=True)
@@ -209,18 +231,25 @@ class LocalBlobService(BlobService):
         except OSError as e:
             raise StorageError(f"storing a blob in {self.root} failed: {e.strerror or e}") from e
 
-    def prepare(self, blobs: Sequence[Buffer]) -> list[Row]:
-        """Hash the blobs and put the files of new large ones in place, durably (blocking);
-        their records are still to be written."""
+    def prepare(self, blobs: Sequence[Buffer], *, assume_absent: bool = False) -> list[Row]:
+        """Hash the blobs and write the files of large ones not stored yet to staging files,
+        durably (blocking); _put_records moves them into place as it records them."""
         rows = [self._row(data) for data in blobs]
-        present = self.env.read(lambda txn: [self._present(txn, row.digest) for row in rows])
+        present = (
+            [False] * len(rows)
+            if assume_absent
+            else self.env.read(lambda txn: [self._present(txn, row.digest) for row in rows])
+        )
         staged: dict[bytes, str] = {}
         try:
             with self.writing():
                 for row, data, known in zip(rows, blobs, present, strict=True):
-                    if not known and row.inline is None and row.digest not in staged:
-                        staged[row.digest] = self.files.write_staging([data])
-                self._commit_files(staged)
+                    if not known and row.inline is None:
+                        if row.digest not in staged:
+                            staged[row.digest] = self.files.write_staging([data])
+                        row.staging = staged[row.digest]
+                if staged and self.fsync:
+                    self.files.sync()
         except BaseException:
             for path in staged.values():
                 discard(path)
@@ -233,34 +262,41 @@ class LocalBlobService(BlobService):
         digest, outboard_ = outboard(data)
         return Row(digest, len(data), None, outboard_)
 
-    def _commit_files(self, staged: dict[bytes, str]) -> None:
-        """Make staged files durable (one barrier for all) and move them into place."""
-        if staged and self.fsync:
-            self.files.sync()
-        for digest, path in staged.items():
-            self.files.commit(path, digest.hex())
-
-    def _put_records(self, txn: Any, rows: Sequence[Row]) -> list[bool]:
-        """Record the blobs not recorded yet and refresh the written time of all; whether
-        each was new."""
-        now = int(time.time())
-        stamp = _U64.pack(now)
-        fresh = []
+    def _put_records(self, txn: Any, rows: Sequence[Row]) -> list[bool | None]:
+        """In one write transaction: move staged files into place and record the blobs not
+        recorded yet; refresh the written time of the others. Per row: whether it was new,
+        or None if its file, present when the writer looked, has been collected since (it
+        must be written again). File moves happen here, under LMDB's writer lock, so that
+        garbage collection (which deletes under it too) never removes a file a record is
+        about to point at."""
+        now = time.time()
+        stamp = _TIME.pack(now)
+        fresh: list[bool | None] = []
+        moved: set[bytes] = set()  # a batch may hold the same blob twice (one staging file)
         for row in rows:
             if row.inline is not None:
                 new = txn.put(row.digest, row.inline, db=self._blobs, overwrite=False)
-            else:
+            elif row.staging is not None:
+                if row.digest not in moved:
+                    self.files.commit(row.staging, row.digest.hex())
+                    moved.add(row.digest)
+                row.staging = None
                 assert row.outboard is not None
                 value = Record.file_value(row.size, row.outboard)
                 new = txn.put(row.digest, value, db=self._files, overwrite=False)
-            if new:
-                txn.put(row.digest, stamp, db=self._written)
+            elif txn.get(row.digest, db=self._files) is None:
+                fresh.append(None)
+                continue
             else:
-                written = txn.get(row.digest, db=self._written)
-                if written is None or _U64.unpack(written)[0] < now - TOUCH_AFTER:
-                    txn.put(row.digest, stamp, db=self._written)
+                new = False
+            if new or self._written_at(txn, row.digest) < now - WRITE_REFRESH:
+                txn.put(row.digest, stamp, db=self._written)
             fresh.append(new)
         return fresh
+
+    def _written_at(self, txn: Any, digest: bytes) -> float:
+        value = txn.get(digest, db=self._written)
+        return 0.0 if value is None else float(_TIME.unpack(value)[0])
 
     # --- maintenance -----------------------------------------------------------------------
 
@@ -315,6 +351,107 @@ class LocalBlobService(BlobService):
             raise StorageError(f"blob {B3Digest(digest)} in {self.root} is corrupt: its file")
         if computed != record.data:
             raise StorageError(f"blob {B3Digest(digest)} in {self.root}: its outboard is corrupt")
+
+    # --- garbage collection (castore.gc.Collectable) -------------------------------------
+
+    async def gc_objects(self) -> AsyncIterator[StoredObject]:
+        recorded: set[bytes] = set()
+        for table, kind in ((self._blobs, "inline"), (self._files, "file")):
+            after: bytes | None = None
+            while rows := await run(
+                self.env.read, partial(self._gc_rows, table=table, after=after)
+            ):
+                for digest, size, written in rows:
+                    if kind == "file":
+                        recorded.add(digest)
+                    yield StoredObject("blob", B3Digest(digest), size, written)
+                after = rows[-1][0]
+        for stray in await run(self._strays, recorded):
+            yield stray
+
+    def _gc_rows(
+        self, txn: Any, *, table: Any, after: bytes | None
+    ) -> list[tuple[bytes, int, float]]:
+        rows = []
+        for digest, value in _batch(txn, table=table, after=after):
+            size = len(value) if table is self._blobs else Record.of_file(digest, value).size
+            rows.append((digest, size, self._written_at(txn, digest)))
+        return rows
+
+    def _strays(self, recorded: set[bytes]) -> list[StoredObject]:
+        """Blob files without a record and staging files (left by interrupted writes)."""
+        out = []
+        for name, size, mtime in self.files.names():
+            if bytes.fromhex(name) not in recorded:
+                out.append(StoredObject("stray", None, size, mtime, self.files.path(name)))
+        for path, mtime in self.files.staging_files():
+            out.append(StoredObject("stray", None, os.path.getsize(path), mtime, path))
+        return out
+
+    async def gc_expand(self, live: set[B3Digest]) -> Iterable[B3Digest]:
+        return ()  # blobs are stored whole
+
+    async def gc_delete(
+        self, objects: Sequence[StoredObject], written_before: float
+    ) -> list[StoredObject]:
+        deleted: list[StoredObject] = []
+        try:
+            for start in range(0, len(objects), DELETE_BATCH):
+                batch = objects[start : start + DELETE_BATCH]
+                deleted += await self.env.awrite(
+                    partial(self._delete, objects=batch, before=written_before)
+                )
+        finally:
+            await run(self.recover_trash)
+        return deleted
+
+    def recover_trash(self) -> None:
+        """Files moved to the trash whose records are gone are deleted; the others (their
+        deletion did not commit: an error, or a crash) go back."""
+        for name in self.files.trash():
+            digest = bytes.fromhex(name)
+            if self.env.read(partial(self._file_record, digest=digest)) is None:
+                self.files.discard_trash(name)
+            else:
+                self.files.restore(name)
+
+    def _delete(
+        self, txn: Any, *, objects: Sequence[StoredObject], before: float
+    ) -> list[StoredObject]:
+        """Delete what is still unwritten since `before`, under the writer lock: record and
+        file go together (files move to the trash, emptied after the commit)."""
+        deleted = []
+        for obj in objects:
+            if obj.digest is None:
+                if self.files.discard_stray(
+                    obj.key, before, recorded=self._is_recorded(txn, obj.key)
+                ):
+                    deleted.append(obj)
+                continue
+            if self._written_at(txn, obj.digest) >= before:
+                continue
+            if txn.delete(obj.digest, db=self._blobs) or self._delete_file(txn, obj.digest):
+                txn.delete(obj.digest, db=self._written)
+                deleted.append(obj)
+        return deleted
+
+    def _delete_file(self, txn: Any, digest: bytes) -> bool:
+        if not txn.delete(digest, db=self._files):
+            return False
+        self.files.to_trash(digest.hex())
+        return True
+
+    def _file_record(self, txn: Any, *, digest: bytes) -> bytes | None:
+        value: bytes | None = txn.get(digest, db=self._files)
+        return value
+
+    def _is_recorded(self, txn: Any, path: str) -> bool:
+        name = os.path.basename(path)
+        try:
+            digest = bytes.fromhex(name)
+        except ValueError:
+            return False
+        return txn.get(digest, db=self._files) is not None
 
     async def describe(self) -> dict[str, str | int]:
         def count() -> dict[str, str | int]:
@@ -416,13 +553,9 @@ class LocalBlobWriter(BlobWriter):
         finally:
             os.close(self._fd)
             self._fd = None
-        if service.record(digest) is None:
-            service.files.commit(self._staging, digest.hex())
-        else:
-            discard(self._staging)
+        rows = [Row(digest, size, None, outboard_, self._staging)]
         self._staging = None
-        rows = [Row(digest, size, None, outboard_)]
-        [fresh] = service.env.write(lambda txn: service._put_records(txn, rows))
+        [fresh] = service.env.write(partial(service._put_records, rows=rows))
         return B3Digest(digest), size if fresh else 0
 
     async def abort(self) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass
 
 import blake3
@@ -10,25 +11,38 @@ from pytvix.castore.blobservice import BlobReader, BlobService, BlobWriter, Byte
 from pytvix.castore.blobservice.chunking import Piece, immutable_piece
 from pytvix.castore.composition import Composition, ServiceConfig, ServiceUrl
 from pytvix.castore.digests import B3Digest
+from pytvix.castore.gc import StoredObject, TimedValues
 
 
 class MemoryBlobService(BlobService):
     def __init__(self) -> None:
-        self._blobs: dict[B3Digest, bytes] = {}
+        self._blobs = TimedValues("blob")
 
     async def has(self, digest: B3Digest) -> bool:
-        return digest in self._blobs
+        return digest in self._blobs.values
 
     async def open_read(self, digest: B3Digest) -> BlobReader | None:
-        data = self._blobs.get(digest)
+        data = self._blobs.values.get(digest)
         return None if data is None else BytesBlobReader(data)
 
     async def open_write(self) -> BlobWriter:
         return _MemoryBlobWriter(self._blobs)
 
+    async def gc_objects(self) -> AsyncIterator[StoredObject]:
+        for obj in self._blobs.objects():
+            yield obj
+
+    async def gc_expand(self, live: set[B3Digest]) -> Iterable[B3Digest]:
+        return ()
+
+    async def gc_delete(
+        self, objects: Sequence[StoredObject], written_before: float
+    ) -> list[StoredObject]:
+        return self._blobs.delete(objects, written_before)
+
 
 class _MemoryBlobWriter(BlobWriter):
-    def __init__(self, blobs: dict[B3Digest, bytes]) -> None:
+    def __init__(self, blobs: TimedValues) -> None:
         self._blobs = blobs
         self._pieces: list[Piece] = []  # joined once, at close
         self._size = 0
@@ -47,10 +61,8 @@ class _MemoryBlobWriter(BlobWriter):
     async def close(self) -> B3Digest:
         if self._digest is None:
             self._digest = B3Digest(self._hasher.digest())
-            self.new_bytes = 0
-            if self._digest not in self._blobs:
-                self._blobs[self._digest] = b"".join(self._pieces)
-                self.new_bytes = self._size
+            new = self._blobs.put(self._digest, b"".join(self._pieces))
+            self.new_bytes = self._size if new else 0
             self._pieces = []
         return self._digest
 

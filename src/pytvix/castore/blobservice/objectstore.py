@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Awaitable, Sequence
+import time
+from collections.abc import AsyncIterator, Awaitable, Iterable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 
@@ -34,7 +35,7 @@ from pytvix.castore.blobservice.chunk_index import decode_index, encode_index
 from pytvix.castore.blobservice.chunked_reader import DEFAULT_READAHEAD, ChunkedBlobReader
 from pytvix.castore.blobservice.chunked_writer import ChunkedBlobWriter
 from pytvix.castore.blobservice.chunking import DEFAULT_AVG_CHUNK_SIZE, StreamChunker
-from pytvix.castore.blobservice.objectstore_scrub import BlobScrubber, count_objects
+from pytvix.castore.blobservice.objectstore_scrub import BlobScrubber
 from pytvix.castore.composition import Composition, ConfigError, ServiceConfig, ServiceUrl
 from pytvix.castore.digests import EMPTY_BLOB_DIGEST, B3Digest
 from pytvix.castore.drivers.objectstore import (
@@ -45,7 +46,16 @@ from pytvix.castore.drivers.objectstore import (
     parse_bool,
 )
 from pytvix.castore.errors import StorageError
-from pytvix.castore.object_layout import BLOBS_PREFIX, CHUNKS_PREFIX, blob_key, chunk_key
+from pytvix.castore.gc import WRITE_REFRESH, StoredObject
+from pytvix.castore.object_layout import (
+    BLOBS_PREFIX,
+    CHUNKS_PREFIX,
+    blob_key,
+    chunk_key,
+    count_objects,
+    delete_unwritten,
+    digest_from_key,
+)
 from pytvix.castore.progress import Progress
 from pytvix.castore.scrub import ScrubReport
 from pytvix.castore.workers import cpu_pool, run, run_on
@@ -212,13 +222,18 @@ class ObjectStoreBlobService(BlobService):
     def _store_unless_present(self, key: str, chunk: bytes | memoryview) -> bool:
         """Store a chunk unless present; True if it was new. While chunks mostly turn out to
         be present, a cheap existence check comes first; while they mostly turn out new
-        (fresh data), one conditional create per chunk instead (half the requests on S3)."""
+        (fresh data), one conditional create per chunk instead (half the requests on S3).
+        A chunk found present but written long ago is written again, so that garbage
+        collection sees it is needed (castore.gc)."""
         if self._dedup.expect_present():
-            new = not self.store.exists(key)
-            if new:
+            modified = self.store.modified(key)
+            new = modified is None
+            if _stale(modified):
                 self.store.put(key, encode_chunk(chunk))
         else:
             new = self.store.create(key, encode_chunk(chunk))
+            if not new and _stale(self.store.modified(key)):
+                self.store.put(key, encode_chunk(chunk))
         self._dedup.record(present=not new)
         return new
 
@@ -264,6 +279,36 @@ class ObjectStoreBlobService(BlobService):
         chunks, stored = await run(count_objects, self.store, CHUNKS_PREFIX)
         return {"url": self.store.url, "blobs": blobs, "chunks": chunks, "stored bytes": stored}
 
+    # --- garbage collection (castore.gc.Collectable) -------------------------------------
+
+    async def gc_objects(self) -> AsyncIterator[StoredObject]:
+        for prefix, kind in ((BLOBS_PREFIX, "blob"), (CHUNKS_PREFIX, "chunk")):
+            async for meta in self.store.alist(prefix):
+                digest = digest_from_key(meta.key, prefix)
+                if digest is not None:
+                    yield StoredObject(kind, digest, meta.size, meta.modified, meta.key)
+
+    async def gc_expand(self, live: set[B3Digest]) -> Iterable[B3Digest]:
+        """The chunks of live chunked blobs (their indexes are read)."""
+        return await run_on(self.store.executor, self._live_chunks, live)
+
+    def _live_chunks(self, live: set[B3Digest]) -> set[B3Digest]:
+        chunks: set[B3Digest] = set()
+        for meta in self.store.list(BLOBS_PREFIX):
+            digest = digest_from_key(meta.key, BLOBS_PREFIX)
+            if digest is not None and digest in live:
+                index = self.store.get(meta.key)
+                if index is not None:
+                    chunks.update(c.digest for c in decode_index(digest, index))
+        return chunks
+
+    async def gc_delete(
+        self, objects: Sequence[StoredObject], written_before: float
+    ) -> list[StoredObject]:
+        return await run_on(
+            self.store.executor, delete_unwritten, self.store, objects, written_before
+        )
+
     def commit_indexes(self, blobs: Sequence[tuple[B3Digest, list[ChunkMeta]]]) -> None:
         """Write blob indexes after their chunks are stored (blocking; worker threads). With
         `fsync`, the chunks are on disk before any index points at them, and the indexes
@@ -271,7 +316,7 @@ class ObjectStoreBlobService(BlobService):
         missing = [
             (digest, chunks)
             for digest, chunks in blobs
-            if digest != EMPTY_BLOB_DIGEST and not self.store.exists(blob_key(digest))
+            if digest != EMPTY_BLOB_DIGEST and _stale(self.store.modified(blob_key(digest)))
         ]
         if not missing:
             return
@@ -281,6 +326,12 @@ class ObjectStoreBlobService(BlobService):
             self.store.put(blob_key(digest), encode_index(chunks if len(chunks) > 1 else []))
         if self.fsync:
             self.store.sync()
+
+
+def _stale(modified: float | None) -> bool:
+    """Whether an object must be written (again): absent, or written before GC's refresh
+    interval (castore.gc.WRITE_REFRESH)."""
+    return modified is None or modified < time.time() - WRITE_REFRESH
 
 
 class DedupRate:

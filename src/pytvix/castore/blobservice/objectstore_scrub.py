@@ -40,7 +40,7 @@ class BlobScrubber:
 
     def _digests(self, prefix: str) -> list[B3Digest]:
         out = []
-        for key, _ in self.store.list(prefix):
+        for key, _, _ in self.store.list(prefix):
             digest = digest_from_key(key, prefix)
             if digest is not None:
                 out.append(digest)
@@ -99,13 +99,3 @@ class BlobScrubber:
             )
         else:
             self.report.ok("blobs")
-
-
-def count_objects(store: ObjectStore, prefix: str) -> tuple[int, int]:
-    """(objects, bytes) below `prefix`, ignoring staging files (blocking)."""
-    n = size = 0
-    for key, length in store.list(prefix):
-        if "#" not in key:
-            n += 1
-            size += length
-    return n, size

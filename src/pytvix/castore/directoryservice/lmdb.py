@@ -1,11 +1,16 @@
 """DirectoryService on LMDB (`lmdb:///path`): table `directory`, key = 32-byte digest,
 value = canonical protobuf. Values are verified on read; a closure is written in one
-transaction after validation."""
+transaction after validation. Table `directory_written` keeps when each directory was last
+written (a closure put again refreshes the times of those older than WRITE_REFRESH), for
+garbage collection (castore.gc)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+import struct
+import time
+from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from pytvix.castore.composition import Composition, ServiceConfig
@@ -15,12 +20,16 @@ from pytvix.castore.directoryservice import ClosureStore, DirectoryService
 from pytvix.castore.directoryservice.codec import DirectoryScrub, decode_verified
 from pytvix.castore.directoryservice.traverse import EncodedClosureWalk
 from pytvix.castore.drivers.lmdb import LmdbConfig, LmdbEnv
+from pytvix.castore.gc import WRITE_REFRESH, StoredObject
 from pytvix.castore.progress import Progress
 from pytvix.castore.proto import decode_directory
 from pytvix.castore.scrub import ScrubReport
 from pytvix.castore.workers import run
 
 TABLE = b"directory"
+WRITTEN = b"directory_written"
+_TIME = struct.Struct("<d")
+DELETE_BATCH = 4096
 # get_recursive reads this many directories per read transaction, so a slow consumer never
 # pins an old snapshot (which would keep LMDB from reusing pages) for long.
 RECURSIVE_BATCH = 1024
@@ -30,6 +39,7 @@ class LmdbDirectoryService(ClosureStore):
     def __init__(self, env: LmdbEnv) -> None:
         self.env = env
         self._db = env.db(TABLE)
+        self._written = env.db(WRITTEN)
         self._closed = False
 
     async def get(self, digest: B3Digest) -> Directory | None:
@@ -40,10 +50,62 @@ class LmdbDirectoryService(ClosureStore):
         rows = [(bytes(d.digest()), d.encode()) for d in closure]
 
         def write(txn: Any) -> None:
+            now = time.time()
+            stamp = _TIME.pack(now)
             for key, value in rows:
-                txn.put(key, value, db=self._db)
+                new = txn.put(key, value, db=self._db, overwrite=False)
+                if new or self._written_at(txn, key) < now - WRITE_REFRESH:
+                    txn.put(key, stamp, db=self._written)
 
         await self.env.awrite(write)
+
+    def _written_at(self, txn: Any, key: bytes) -> float:
+        value = txn.get(key, db=self._written)
+        return 0.0 if value is None else float(_TIME.unpack(value)[0])
+
+    # --- garbage collection (castore.gc.Collectable) -------------------------------------
+
+    async def gc_objects(self) -> AsyncIterator[StoredObject]:
+        after: bytes | None = None
+        while rows := await run(self.env.read, partial(self._gc_rows, after=after)):
+            for key, size, written in rows:
+                yield StoredObject("directory", B3Digest(key), size, written)
+            after = rows[-1][0]
+
+    def _gc_rows(self, txn: Any, *, after: bytes | None) -> list[tuple[bytes, int, float]]:
+        cursor = txn.cursor(db=self._db)
+        found = cursor.first() if after is None else cursor.set_range(after)
+        if found and cursor.key() == after:
+            found = cursor.next()
+        rows: list[tuple[bytes, int, float]] = []
+        while found and len(rows) < RECURSIVE_BATCH:
+            key = cursor.key()
+            rows.append((key, len(cursor.value()), self._written_at(txn, key)))
+            found = cursor.next()
+        return rows
+
+    async def gc_expand(self, live: set[B3Digest]) -> Iterable[B3Digest]:
+        return ()
+
+    async def gc_delete(
+        self, objects: Sequence[StoredObject], written_before: float
+    ) -> list[StoredObject]:
+        def delete(txn: Any, batch: Sequence[StoredObject]) -> list[StoredObject]:
+            gone = []
+            for obj in batch:
+                assert obj.digest is not None
+                if self._written_at(txn, obj.digest) < written_before and txn.delete(
+                    obj.digest, db=self._db
+                ):
+                    txn.delete(obj.digest, db=self._written)
+                    gone.append(obj)
+            return gone
+
+        deleted: list[StoredObject] = []
+        for start in range(0, len(objects), DELETE_BATCH):
+            batch = objects[start : start + DELETE_BATCH]
+            deleted += await self.env.awrite(partial(delete, batch=batch))
+        return deleted
 
     async def get_recursive(self, root: B3Digest) -> AsyncIterator[Directory]:
         async for data in self.get_recursive_encoded(root):

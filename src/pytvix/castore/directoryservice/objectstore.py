@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import io
 import struct
+import time
 from collections import deque
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 import zstandard
 
 from pytvix.buffers import Buffer
-from pytvix.castore.blobservice.objectstore_scrub import count_objects
 from pytvix.castore.composition import Composition, ConfigError, ServiceConfig, ServiceUrl
 from pytvix.castore.digests import B3Digest
 from pytvix.castore.directory import Directory
@@ -27,11 +27,12 @@ from pytvix.castore.directoryservice.codec import decode_verified
 from pytvix.castore.directoryservice.graph import ClosureError, RootToLeavesValidator
 from pytvix.castore.drivers.objectstore import ObjectStore, object_store_url, open_object_store
 from pytvix.castore.errors import DirectoryError, StorageError
-from pytvix.castore.object_layout import digest_from_key
+from pytvix.castore.gc import WRITE_REFRESH, StoredObject
+from pytvix.castore.object_layout import count_objects, delete_unwritten, digest_from_key
 from pytvix.castore.progress import Progress
 from pytvix.castore.proto import decode_directory
 from pytvix.castore.scrub import ScrubReport
-from pytvix.castore.workers import run
+from pytvix.castore.workers import run, run_on
 
 MAX_FRAME = 1_048_576_000
 ZSTD_LEVEL = 3
@@ -126,7 +127,7 @@ class ObjectStoreDirectoryService(ClosureStore):
         """Re-read and re-validate every stored closure (Scrubbable)."""
 
         def scrub() -> None:
-            for key, _ in self.store.list(DIRS_PREFIX):
+            for key, _, _ in self.store.list(DIRS_PREFIX):
                 root = digest_from_key(key, DIRS_PREFIX)
                 if root is None:
                     if "#" not in key:
@@ -150,11 +151,32 @@ class ObjectStoreDirectoryService(ClosureStore):
         return {"url": self.store.url, "closures": closures, "stored bytes": stored}
 
     async def persist_closure(self, closure: Sequence[Directory]) -> None:
+        """Store the closure under its root, unless it is there and written recently (an old
+        one is written again: garbage collection must see it was needed, castore.gc)."""
         key = dirs_key(closure[-1].digest())
-        if await self.store.aexists(key):
+        modified = await run_on(self.store.executor, self.store.modified, key)
+        if modified is not None and modified >= time.time() - WRITE_REFRESH:
             return
         data = await run(encode_closure, root_to_leaves(closure))
         await self.store.aput(key, data)
+
+    # --- garbage collection (castore.gc.Collectable) -------------------------------------
+
+    async def gc_objects(self) -> AsyncIterator[StoredObject]:
+        async for meta in self.store.alist(DIRS_PREFIX):
+            digest = digest_from_key(meta.key, DIRS_PREFIX)
+            if digest is not None:
+                yield StoredObject("directory", digest, meta.size, meta.modified, meta.key)
+
+    async def gc_expand(self, live: set[B3Digest]) -> Iterable[B3Digest]:
+        return ()
+
+    async def gc_delete(
+        self, objects: Sequence[StoredObject], written_before: float
+    ) -> list[StoredObject]:
+        return await run_on(
+            self.store.executor, delete_unwritten, self.store, objects, written_before
+        )
 
 
 def _decode_frame(frame: bytes, source: str) -> Directory:

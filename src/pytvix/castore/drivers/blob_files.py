@@ -27,6 +27,7 @@ class BlobFiles:
     def __init__(self, root: str) -> None:
         self.root = root
         self.staging_dir = f"{root}/staging"
+        self.trash_dir = f"{root}/trash"
         os.makedirs(self.staging_dir, exist_ok=True)
         self._group_sync = GroupCommit(lambda: syncfs(self.root))
 
@@ -77,7 +78,7 @@ class BlobFiles:
     def names(self) -> Iterator[tuple[str, int, float]]:
         """(hex digest, size, mtime) of every blob file (staging files excluded)."""
         for shard in sorted(os.listdir(self.root)):
-            if len(shard) != 2:
+            if len(shard) != 2 or not os.path.isdir(f"{self.root}/{shard}"):
                 continue
             with os.scandir(f"{self.root}/{shard}") as entries:
                 for entry in entries:
@@ -90,6 +91,35 @@ class BlobFiles:
         with os.scandir(self.staging_dir) as entries:
             for entry in entries:
                 yield entry.path, entry.stat(follow_symlinks=False).st_mtime
+
+    def to_trash(self, hex_digest: str) -> None:
+        """Move a blob's file out of the way (deleted by empty_trash, after its record is)."""
+        os.makedirs(self.trash_dir, exist_ok=True)
+        with contextlib.suppress(FileNotFoundError):
+            os.rename(self.path(hex_digest), f"{self.trash_dir}/{hex_digest}")
+
+    def trash(self) -> list[str]:
+        """Names (hex digests) of the files in the trash."""
+        return os.listdir(self.trash_dir) if os.path.isdir(self.trash_dir) else []
+
+    def discard_trash(self, name: str) -> None:
+        discard(f"{self.trash_dir}/{name}")
+
+    def restore(self, name: str) -> None:
+        """Put a file from the trash back at its blob's name."""
+        os.rename(f"{self.trash_dir}/{name}", self.path(name))
+
+    def discard_stray(self, path: str, before: float, *, recorded: bool) -> bool:
+        """Remove a staging file or unrecorded blob file not modified since `before`."""
+        if recorded:
+            return False
+        try:
+            if os.lstat(path).st_mtime >= before:
+                return False
+        except FileNotFoundError:
+            return False
+        discard(path)
+        return True
 
     def sync(self) -> None:
         """Durability barrier for everything written below the root (a shared syncfs)."""

@@ -30,6 +30,7 @@ import os
 import secrets
 import threading
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from pytvix.buffers import Parts
@@ -217,6 +218,30 @@ def _write_direct(fd: int, parts: Parts, size: int) -> None:
                 done += os.write(fd, view[done:size])
     finally:
         view.release()
+
+
+class FileLock:
+    """An exclusive flock on a lock file, taken without waiting (GcBusy-style callers turn
+    BlockingIOError into their own error); the kernel drops it when the holder dies."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._fd: int | None = None
+
+    def __enter__(self) -> FileLock:
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise
+        self._fd = fd
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
 
 
 class GroupCommit:

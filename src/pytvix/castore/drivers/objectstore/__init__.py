@@ -21,7 +21,7 @@ import itertools
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from typing import Final
+from typing import Final, NamedTuple
 from urllib.parse import unquote, urlsplit
 
 from pytvix.buffers import Buffer, Parts
@@ -39,6 +39,12 @@ NOT_CACHED: Final = _NotCached.NOT_CACHED
 """`get_cached`'s answer when only a blocking `get` can tell."""
 
 _LIST_BATCH = 1000
+
+
+class ObjectMeta(NamedTuple):
+    key: str
+    size: int
+    modified: float  # seconds since the epoch
 
 
 class ObjectStore(ABC):
@@ -83,9 +89,13 @@ class ObjectStore(ABC):
         """Remove an object (nothing if it is absent)."""
 
     @abstractmethod
-    def list(self, prefix: str) -> Iterator[tuple[str, int]]:
-        """(key, size) of every object below `prefix` (keys of a store's staging files end in
-        `#<digits>`; callers skip them)."""
+    def list(self, prefix: str) -> Iterator[ObjectMeta]:
+        """Every object below `prefix` (keys of a store's staging files end in `#<digits>`;
+        callers skip them)."""
+
+    @abstractmethod
+    def modified(self, key: str) -> float | None:
+        """When the object was last written (seconds since the epoch), or None if absent."""
 
     def sync(self) -> None:  # noqa: B027 - stores durable on put have nothing to do
         """Durability barrier: returns once everything written before the call is durable."""
@@ -102,14 +112,14 @@ class ObjectStore(ABC):
     async def aexists(self, key: str) -> bool:
         return await run_on(self.executor, self.exists, key)
 
-    async def alist(self, prefix: str) -> AsyncIterator[tuple[str, int]]:
+    async def alist(self, prefix: str) -> AsyncIterator[ObjectMeta]:
         listing = self.list(prefix)
         while batch := await run_on(self.executor, _take, listing, _LIST_BATCH):
             for item in batch:
                 yield item
 
 
-def _take(items: Iterator[tuple[str, int]], n: int) -> list[tuple[str, int]]:
+def _take(items: Iterator[ObjectMeta], n: int) -> list[ObjectMeta]:
     return list(itertools.islice(items, n))
 
 

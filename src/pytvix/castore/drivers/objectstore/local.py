@@ -10,7 +10,7 @@ from pathlib import Path
 
 from pytvix.buffers import Buffer, Parts, as_parts
 from pytvix.castore.drivers.local_files import LocalFiles
-from pytvix.castore.drivers.objectstore import NOT_CACHED, ObjectStore, _NotCached
+from pytvix.castore.drivers.objectstore import NOT_CACHED, ObjectMeta, ObjectStore, _NotCached
 from pytvix.castore.errors import StorageError
 from pytvix.castore.workers import pool
 
@@ -65,7 +65,7 @@ class LocalObjectStore(ObjectStore):
         except OSError as e:
             raise self._error("delete", key, e) from e
 
-    def list(self, prefix: str) -> Iterator[tuple[str, int]]:
+    def list(self, prefix: str) -> Iterator[ObjectMeta]:
         """Objects below the directory `prefix` (path segments, as obstore lists), depth
         first; staging files of writes in progress (`name#digits`) are not objects."""
         directory = prefix.strip("/")
@@ -74,7 +74,7 @@ class LocalObjectStore(ObjectStore):
         except OSError as e:
             raise self._error("list", prefix, e) from e
 
-    def _walk(self, path: str, key_dir: str) -> Iterator[tuple[str, int]]:
+    def _walk(self, path: str, key_dir: str) -> Iterator[ObjectMeta]:
         try:
             entries = sorted(os.scandir(path), key=lambda e: e.name)
         except (FileNotFoundError, NotADirectoryError):
@@ -84,7 +84,14 @@ class LocalObjectStore(ObjectStore):
             if entry.is_dir(follow_symlinks=False):
                 yield from self._walk(entry.path, key)
             elif entry.is_file(follow_symlinks=False) and "#" not in entry.name:
-                yield key, entry.stat(follow_symlinks=False).st_size
+                st = entry.stat(follow_symlinks=False)
+                yield ObjectMeta(key, st.st_size, st.st_mtime)
+
+    def modified(self, key: str) -> float | None:
+        try:
+            return os.stat(f"{self.root}/{key}", follow_symlinks=False).st_mtime
+        except FileNotFoundError:
+            return None
 
     def sync(self) -> None:
         """A syncfs(); concurrent callers share one (group commit)."""

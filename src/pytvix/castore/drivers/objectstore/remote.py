@@ -16,7 +16,7 @@ from obstore.store import MemoryStore, from_url
 from obstore.store import ObjectStore as ObstoreStore
 
 from pytvix.buffers import Buffer, Parts, joined
-from pytvix.castore.drivers.objectstore import ObjectStore
+from pytvix.castore.drivers.objectstore import ObjectMeta, ObjectStore
 from pytvix.castore.drivers.objectstore.options import (
     MULTIPART_THRESHOLD,
     obstore_options,
@@ -93,13 +93,16 @@ class RemoteObjectStore(ObjectStore):
         return True
 
     def exists(self, key: str) -> bool:
+        return self.modified(key) is not None
+
+    def modified(self, key: str) -> float | None:
         try:
-            obstore.head(self._store, key)
+            meta = obstore.head(self._store, key)
         except (NotFoundError, FileNotFoundError):
-            return False
+            return None
         except (BaseError, OSError) as e:
             raise self._error("head", key, e) from e
-        return True
+        return meta["last_modified"].timestamp()
 
     def delete(self, key: str) -> None:
         try:
@@ -109,10 +112,12 @@ class RemoteObjectStore(ObjectStore):
         except (BaseError, OSError) as e:
             raise self._error("delete", key, e) from e
 
-    def list(self, prefix: str) -> Iterator[tuple[str, int]]:
+    def list(self, prefix: str) -> Iterator[ObjectMeta]:
         try:
             for batch in obstore.list(self._store, prefix):
                 for meta in batch:
-                    yield str(meta["path"]), int(meta["size"])
+                    yield ObjectMeta(
+                        str(meta["path"]), int(meta["size"]), meta["last_modified"].timestamp()
+                    )
         except (BaseError, OSError) as e:
             raise self._error("list", prefix, e) from e
