@@ -64,9 +64,6 @@ def test_one_input(data: bytes) -> None:
         composition = Composition.from_toml(_FILE, STORE_KINDS)
     except ConfigError:
         return
-    except UnicodeDecodeError:
-        # KNOWN (open): should be ConfigError; tests/castore/test_fuzz_regressions.py (xfail)
-        return
     config = tomllib.loads(data.decode())
     if _in_memory(config):
         run(_build_all(composition, config))

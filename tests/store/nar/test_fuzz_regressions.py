@@ -1,6 +1,6 @@
 """Regressions found by fuzzing the NAR reader (fuzz/fuzz_nar.py) and the decompression of
 uploaded NARs (fuzz/fuzz_compressed.py): the verdict on the same bytes must not depend on how
-the stream is cut into reads (network segmentation)."""
+the stream is cut into reads (network segmentation). All fixed."""
 
 from __future__ import annotations
 
@@ -31,8 +31,7 @@ def test_malformed_token_is_not_truncation_when_read_in_small_pieces() -> None:
     # found by fuzz_nar: "regular", then the length of "executable" (10), then 3 zero bytes
     # and EOF. Read whole: NarError "expected node type" at 56; read 1 byte at a time, the
     # reader waited for the longest token the buffered prefix still matched and reported
-    # NarTruncatedError at 83 (fixed: at the end of the stream the reader parses again what
-    # arrived before it reports truncation).
+    # NarTruncatedError at 83 (fixed in 871ea6e).
     data = strs("nix-archive-1", "(", "type", "regular") + U64.pack(10) + bytes(3)
     assert _verdict(data, 1 << 18) == (NarError, 56)
     assert _verdict(data, 1) == _verdict(data, 1 << 18)
@@ -70,38 +69,25 @@ COMPRESS: dict[str, Callable[[bytes], bytes]] = {
     "gzip": lambda d: gzip.compress(d, mtime=0),
     "zstd": zstandard.ZstdCompressor().compress,
 }
-OPEN = pytest.mark.xfail(
-    strict=True,
-    reason="open: bytes after the end of the compressed stream are ignored when they arrive "
-    "in the same read as the end, rejected (CompressionError) when they arrive later",
-)
 
 
-@pytest.mark.parametrize(
-    "codec",
-    [
-        pytest.param("xz", marks=OPEN),
-        pytest.param("bzip2", marks=OPEN),
-        "gzip",
-        pytest.param("zstd", marks=OPEN),
-    ],
-)
+@pytest.mark.parametrize("codec", ["xz", "bzip2", "gzip", "zstd"])
 @pytest.mark.parametrize("trailing", ["junk", "second-stream"])
 def test_trailing_bytes_verdict_does_not_depend_on_read_size(codec: str, trailing: str) -> None:
-    # found by fuzz_compressed (xz: 13 zero bytes, an empty legacy .lzma stream, then junk)
+    # found by fuzz_compressed (xz: 13 zero bytes, an empty legacy .lzma stream, then junk):
+    # bytes after the end of the stream were ignored when they came in the same read as the
+    # end, rejected when they came later (fixed in 871ea6e: always rejected)
     stream = COMPRESS[codec](NAR)
     data = stream + (b"junk" if trailing == "junk" else stream)
-    assert _decompress(codec, data, 1) == _decompress(codec, data, 1 << 20)
+    assert _decompress(codec, data, 1) is None
+    assert _decompress(codec, data, 1 << 20) is None
+    assert _decompress(codec, stream, 1) == _decompress(codec, stream, 1 << 20) == NAR
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="open: libzstd's streaming decoder skips the frame content size check when the "
-    "frame ends in an empty last block fed separately; DecompressingSource does not check it",
-)
 def test_zstd_frame_with_wrong_content_size_fails_in_any_read_size() -> None:
     # found by fuzz_compressed: single-segment frame declaring 7 bytes, then an empty raw last
-    # block. Whole: "Data corruption detected"; one byte at a time: accepted as empty.
+    # block. Whole: "Data corruption detected"; one byte at a time libzstd skipped the check
+    # and it was accepted as empty (fixed in 871ea6e: the content size is checked).
     data = bytes.fromhex("28b52ffd3007010000")
     assert _decompress("zstd", data, 1 << 20) is None
     assert _decompress("zstd", data, 1) is None
