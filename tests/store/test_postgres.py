@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import secrets
+import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -160,8 +161,8 @@ async def test_schema_created_once_and_reopened(db_url: str) -> None:
         await dirs.close()
         await dirs.close()  # idempotent
         await infos.close()
-    rows = await sql(db_url, "SELECT version FROM schema_version")
-    assert [r["version"] for r in rows] == [pg.SCHEMA_VERSION]
+    rows = await sql(db_url, "SELECT version FROM schema_version ORDER BY version")
+    assert [r["version"] for r in rows] == list(range(1, pg.SCHEMA_VERSION + 1))
 
 
 async def test_concurrent_opens_migrate_once(db_url: str) -> None:
@@ -180,12 +181,41 @@ async def test_concurrent_opens_migrate_once(db_url: str) -> None:
     finally:
         for c in conns:
             await c.close()
-    rows = await sql(db_url, "SELECT version FROM schema_version")
-    assert [r["version"] for r in rows] == [pg.SCHEMA_VERSION]
+    rows = await sql(db_url, "SELECT version FROM schema_version ORDER BY version")
+    assert [r["version"] for r in rows] == list(range(1, pg.SCHEMA_VERSION + 1))
     await put_closure(services[0], [DIRECTORY_A])
     for service in services:
         assert await service.get(DIRECTORY_A.digest()) == DIRECTORY_A
         await service.close()
+
+
+async def test_a_version_1_database_is_migrated_with_its_data(db_url: str) -> None:
+    """Databases made before garbage collection get its columns (rows count as written
+    now) and the pins table, and keep their rows."""
+    conn = await asyncpg.connect(db_url)
+    try:
+        await conn.execute(
+            "CREATE TABLE schema_version (version integer PRIMARY KEY,"
+            " applied_at timestamptz NOT NULL DEFAULT now())"
+        )
+        for statement in pg.MIGRATIONS[0]:
+            await conn.execute(statement)
+        await conn.execute("INSERT INTO schema_version (version) VALUES (1)")
+        await conn.execute(
+            "INSERT INTO directories (digest, data) VALUES ($1, $2)",
+            DIRECTORY_A.digest(),
+            DIRECTORY_A.encode(),
+        )
+    finally:
+        await conn.close()
+    dirs = await open_dirs(db_url)
+    try:
+        assert await dirs.get(DIRECTORY_A.digest()) == DIRECTORY_A
+        [stored] = [obj async for obj in dirs.gc_objects()]
+        assert abs(stored.written - time.time()) < 60
+        assert await (await open_infos(db_url)).pins() == {}
+    finally:
+        await dirs.close()
 
 
 async def test_newer_schema_refused(db_url: str) -> None:

@@ -17,7 +17,7 @@ from typing import Protocol, runtime_checkable
 
 from pytvix.castore.digests import B3Digest
 
-WRITE_REFRESH = 60.0
+WRITE_REFRESH = 600.0
 """Seconds after which a writer finding an object present refreshes its written time (so an
 object a writer relies on is never older than this); GC's grace period must exceed it."""
 

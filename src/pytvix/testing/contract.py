@@ -24,6 +24,7 @@ from pytvix.nixcompat.signing import Signature
 from pytvix.nixcompat.store_path import StorePath
 from pytvix.store.path_info import PathInfo
 from pytvix.store.pathinfoservice import PathInfoService
+from pytvix.store.pathinfoservice.roots import GcBusy, RootStore
 from pytvix.testing.fixtures import (
     BLOB_A,
     BLOB_A_DIGEST,
@@ -289,3 +290,28 @@ class PathInfoServiceContract:
         assert sorted(listed, key=lambda i: i.store_path) == sorted(
             stored, key=lambda i: i.store_path
         )
+
+    async def test_roots_for_gc(self, path_info_service: PathInfoService) -> None:
+        """Garbage collection's part (store.pathinfoservice.roots.RootStore)."""
+        if not isinstance(path_info_service, RootStore):
+            pytest.skip("keeps no roots of its own (a client, a cache, or fetch-through)")
+        store: RootStore = path_info_service
+        before = time.time()
+        await path_info_service.put(PATH_INFO)
+        digest = PATH_INFO.store_path.digest
+        assert await path_info_service.get(digest) == PATH_INFO  # a read, recorded in time
+        [times] = [t async for t in store.times()]
+        assert times.digest == digest
+        assert before - 1 <= times.added <= time.time() + 1
+        assert times.last_read >= times.added - 1
+        await store.set_pin("keep", [digest])
+        assert await store.pins() == {"keep": (digest,)}
+        assert await store.unpin("keep")
+        assert not await store.unpin("keep")
+        async with store.gc_lock():
+            with pytest.raises(GcBusy):
+                async with store.gc_lock():
+                    pass
+        assert await store.delete(digest)
+        assert not await store.delete(digest)
+        assert await path_info_service.get(digest) is None

@@ -10,7 +10,8 @@ costs about one round trip per level of depth, not one per directory.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Sequence
+import time
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -27,6 +28,7 @@ from pytvix.castore.drivers.postgres import (
     PgDatabase,
 )
 from pytvix.castore.errors import StorageError
+from pytvix.castore.gc import WRITE_REFRESH, StoredObject
 from pytvix.castore.progress import Progress
 from pytvix.castore.proto import child_directory_digests
 from pytvix.castore.scrub import ScrubReport
@@ -40,10 +42,19 @@ SCRUB_BATCH = 2000
 GET = "SELECT data FROM directories WHERE digest = $1"
 GET_MANY = "SELECT digest, data FROM directories WHERE digest = ANY($1::bytea[])"
 INSERT = (
-    "INSERT INTO directories (digest, data)"
-    " SELECT * FROM unnest($1::bytea[], $2::bytea[]) ON CONFLICT (digest) DO NOTHING"
+    "INSERT INTO directories (digest, data, written)"
+    " SELECT d, v, $3 FROM unnest($1::bytea[], $2::bytea[]) AS t(d, v)"
+    " ON CONFLICT (digest) DO UPDATE SET written = EXCLUDED.written"
+    " WHERE directories.written < EXCLUDED.written - $4"
 )
 SCAN = "SELECT digest, data FROM directories WHERE digest > $1 ORDER BY digest LIMIT $2"
+GC_SCAN = (
+    "SELECT digest, octet_length(data) AS size, written FROM directories"
+    " WHERE digest > $1 ORDER BY digest LIMIT $2"
+)
+GC_DELETE = (
+    "DELETE FROM directories WHERE digest = ANY($1::bytea[]) AND written < $2 RETURNING digest"
+)
 
 
 class PostgresDirectoryService(ClosureStore):
@@ -61,10 +72,14 @@ class PostgresDirectoryService(ClosureStore):
         digests = [digest for digest, _ in rows]
         values = [value for _, value in rows]
 
+        now = time.time()
+
         async def insert(conn: Connection) -> None:
             for start in range(0, len(digests), INSERT_BATCH):
                 end = start + INSERT_BATCH
-                await conn.execute(INSERT, digests[start:end], values[start:end])
+                await conn.execute(
+                    INSERT, digests[start:end], values[start:end], now, WRITE_REFRESH
+                )
 
         await self.db.write(insert, what="put directory closure")
 
@@ -135,6 +150,28 @@ class PostgresDirectoryService(ClosureStore):
                 break
             after = bytes(rows[-1]["digest"])
         scrub.finish()
+
+    # --- garbage collection (castore.gc.Collectable) -------------------------------------
+
+    async def gc_objects(self) -> AsyncIterator[StoredObject]:
+        after = b""
+        while rows := await self.db.fetch(GC_SCAN, after, SCRUB_BATCH, what="list directories"):
+            for row in rows:
+                digest = B3Digest(bytes(row["digest"]))
+                yield StoredObject("directory", digest, int(row["size"]), float(row["written"]))
+            after = bytes(rows[-1]["digest"])
+
+    async def gc_expand(self, live: set[B3Digest]) -> Iterable[B3Digest]:
+        return ()
+
+    async def gc_delete(
+        self, objects: Sequence[StoredObject], written_before: float
+    ) -> list[StoredObject]:
+        by_digest = {bytes(o.digest): o for o in objects if o.digest is not None}
+        rows = await self.db.write(
+            lambda c: c.fetch(GC_DELETE, list(by_digest), written_before), what="gc directories"
+        )
+        return [by_digest[bytes(row["digest"])] for row in rows]
 
     async def describe(self) -> dict[str, str | int]:
         stats = await self.db.table_stats("directories")

@@ -10,9 +10,10 @@
   write operations must be idempotent. Every driver error surfaces as StorageError.
 
 Schema: `schema_version(version)` records applied migrations; `directories` and `path_infos`
-map a digest (bytea, 32 and 20 bytes) to protobuf bytes. Migrations run in one transaction
-under an advisory lock, so daemons starting at once wait for each other, and a database
-created by a newer pytvix is refused.
+map a digest (bytea, 32 and 20 bytes) to protobuf bytes, with when a directory was written
+and a path info added and last read (for garbage collection); `pins` holds named pins.
+Migrations run in one transaction under an advisory lock, so daemons starting at once wait
+for each other, and a database created by a newer pytvix is refused.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import asyncio
 import contextlib
 import random
 import weakref
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Self, TypeVar
 
@@ -78,6 +79,15 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "CREATE TABLE path_infos ("
         " digest bytea PRIMARY KEY CHECK (octet_length(digest) = 20),"
         " data bytea NOT NULL)",
+    ),
+    # 2: garbage collection: when rows were written, added and read; pins
+    (
+        "ALTER TABLE directories ADD COLUMN written double precision NOT NULL"
+        " DEFAULT extract(epoch FROM now())",
+        "ALTER TABLE path_infos ADD COLUMN added double precision NOT NULL"
+        " DEFAULT extract(epoch FROM now())",
+        "ALTER TABLE path_infos ADD COLUMN last_read double precision NOT NULL DEFAULT 0",
+        "CREATE TABLE pins (name text PRIMARY KEY, digests bytea NOT NULL)",
     ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -388,6 +398,19 @@ class PgDatabase:
     async def fetchval(self, sql: str, *args: Any, what: str = "query") -> Any:
         """The first column of the first row (None without rows), retried likewise."""
         return await self.read(lambda c: c.fetchval(sql, *args), what=what)
+
+    @contextlib.asynccontextmanager
+    async def session_lock(self, key: int) -> AsyncIterator[bool]:
+        """Try to take a session-level advisory lock on a connection held meanwhile; yields
+        whether it was taken. A holder that dies releases it (its connection closes)."""
+        async with self.pool.acquire() as conn:
+            taken = bool(await conn.fetchval("SELECT pg_try_advisory_lock($1)", key))
+            try:
+                yield taken
+            finally:
+                if taken and _usable(conn):
+                    with contextlib.suppress(*DRIVER_ERRORS):
+                        await conn.execute("SELECT pg_advisory_unlock($1)", key)
 
     async def table_stats(self, table: str) -> dict[str, str | int]:
         """Row count and on-disk bytes (with indexes) of one of our tables."""

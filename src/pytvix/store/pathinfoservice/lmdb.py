@@ -21,7 +21,7 @@ from pytvix.castore.scrub import ScrubReport
 from pytvix.castore.workers import run
 from pytvix.store.path_info import PathInfo
 from pytvix.store.pathinfoservice import PathInfoService
-from pytvix.store.pathinfoservice.roots import GcBusy, PathTimes, ReadTimes
+from pytvix.store.pathinfoservice.roots import GcBusy, PathTimes, ReadTimes, split_digests
 from pytvix.store.pathinfoservice.stored import decode_stored, scrub_stored
 from pytvix.store.proto import path_info_to_proto
 
@@ -82,10 +82,7 @@ class LmdbPathInfoService(PathInfoService):
 
     async def pins(self) -> dict[str, tuple[bytes, ...]]:
         def read(txn: Any) -> dict[str, tuple[bytes, ...]]:
-            return {
-                name.decode(): tuple(value[i : i + 20] for i in range(0, len(value), 20))
-                for name, value in txn.cursor(db=self._pins)
-            }
+            return {name.decode(): split_digests(v) for name, v in txn.cursor(db=self._pins)}
 
         return self.env.read(read)
 

@@ -80,3 +80,8 @@ class ReadTimes:
                 await self._flush(pending)
         finally:
             self._task = None
+
+
+def split_digests(value: bytes) -> tuple[bytes, ...]:
+    """A pin's stored value (concatenated 20-byte store path digests) split."""
+    return tuple(value[i : i + 20] for i in range(0, len(value), 20))
