@@ -57,6 +57,16 @@ check: lint type proto-check native-test test
 bench: setup
 	$(BIN)/python -m bench
 
+## Long fuzz runs (before resolving a fuzzing issue): each target FUZZ_SECONDS (default 600)
+## in turn; new inputs and crash-* files go to fuzz/.work/<target>/
+FUZZ_SECONDS ?= 600
+fuzz: setup
+	@failed=""; for t in $$($(BIN)/python -m fuzz --list); do \
+		echo "== fuzz $$t ($(FUZZ_SECONDS) s)"; \
+		$(BIN)/python -m fuzz $$t --seconds $(FUZZ_SECONDS) || failed="$$failed $$t"; \
+	done; \
+	if [ -n "$$failed" ]; then echo "fuzz: crashes in:$$failed (see fuzz/.work/)"; exit 1; fi
+
 ## The store daemon on the embedded default store ($$TVIX_STORE_HOME or ~/.local/share/pytvix)
 daemon: setup
 	$(BIN)/tvix-store daemon
