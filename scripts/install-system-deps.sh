@@ -10,6 +10,7 @@ PACKAGES=(
   b3sum pv                        # benchmark peers
   squashfuse squashfs-tools       # C FUSE file system, peer of the FUSE benchmark
   nginx-light                     # static file server peer for nar-bridge benchmarks
+  prometheus                      # scrapes daemon and nar-bridge in the observability tests
   postgresql nats-server          # scale-out backends, started by the tests
   ceph-mon ceph-osd radosgw ceph-common  # real S3 (radosgw, memstore OSD) for the S3 backend
 )

@@ -4,7 +4,8 @@ A composition is a mapping per service kind (`blobservices`, `directoryservices`
 `pathinfoservices`) from instance name to a table with a `type` tag plus that type's fields.
 Instances refer to others by name (or, for anonymous stores, by a URL containing `://`); each
 instance is built once and shared; reference cycles are rejected. A URL given on the command
-line becomes the instance named `default`.
+line becomes the instance named `default`. Every instance built is handed to
+`pytvix.observability.on_build`, which instruments it while metrics or traces are on.
 
 Backends register one line each in a kind's `backends` table (`tag -> "module:ConfigClass"`),
 imported lazily so that unused backends' dependencies are never loaded. The same tag is the
@@ -26,6 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Generic, Self, TypeVar
 from urllib.parse import unquote, urlsplit
+
+from pytvix.observability import on_build
 
 T = TypeVar("T")
 
@@ -217,6 +220,11 @@ class ServiceKind(Generic[T]):
             raise TypeError(f"{target} is not a ServiceConfig")
         return cls
 
+    def tag_of(self, config: ServiceConfig[T]) -> str:
+        """The type tag `config` was registered under (its class name if none)."""
+        target = f"{type(config).__module__}:{type(config).__name__}"
+        return next((t for t, c in self.backends.items() if c == target), type(config).__name__)
+
     def config_from_url(self, raw: str) -> ServiceConfig[T]:
         url = ServiceUrl.parse(raw)
         return self.config_class(url.tag).from_url(url)
@@ -331,7 +339,9 @@ class Composition:
             self._built[key] = future
             token = _building.set((*stack, key))
             try:
-                future.set_result(await config.build(name, self))
+                service = await config.build(name, self)
+                on_build(kind.section, name, kind.tag_of(config), service)
+                future.set_result(service)
             except BaseException as e:
                 del self._built[key]
                 future.set_exception(e)
@@ -340,6 +350,14 @@ class Composition:
             finally:
                 _building.reset(token)
         return typing.cast(T, await asyncio.shield(future))
+
+    def instances(self) -> list[tuple[str, str, Any]]:
+        """(section, name, service) of every instance built so far."""
+        return [
+            (section, name, future.result())
+            for (section, name), future in self._built.items()
+            if future.done() and not future.cancelled() and future.exception() is None
+        ]
 
     def durable(self, kind: ServiceKind[Any], name: str = DEFAULT_INSTANCE) -> bool:
         """Whether writes through the instance `name` of `kind` outlive the process."""

@@ -7,6 +7,7 @@ imported by those commands only: they take long to load (README), which every ot
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 from pathlib import Path
@@ -26,6 +27,7 @@ from pytvix.cli.common import (
     with_store,
 )
 from pytvix.cli.narbridge import bridge_config, bridge_options
+from pytvix.cli.observability import MetricsSettings, metrics_options, on_bridge, serving_metrics
 from pytvix.cli.progress import human_bytes, progress_display
 from pytvix.store.composition import StoreServices, open_store_from_urls
 from pytvix.store.defaults import embedded_urls, legacy_blob_url, store_home, uses_legacy_layout
@@ -99,6 +101,7 @@ from pytvix.store.verify import verify_store
     help="Also serve nar-bridge (the HTTP binary cache) on this address.",
 )
 @bridge_options
+@metrics_options
 def daemon(
     listen_address: str,
     shutdown_grace: float,
@@ -119,15 +122,19 @@ def daemon(
     security = _server_security(options)
     config = bridge_config(options)
     addrs = ServiceAddrs.from_options(options)
+    metrics = MetricsSettings.from_options(options, addrs.uses_embedded)
+    if on_bridge(metrics, nar_bridge_listen):
+        config = dataclasses.replace(config, serve_metrics=True)
 
     async def main(services: StoreServices) -> None:
         runner = None
         try:
-            if nar_bridge_listen is not None:
-                runner = await start_bridge(services, config, nar_bridge_listen)
-            await serve_until_signalled(
-                services, listen_address, shutdown_grace, security, max_calls
-            )
+            async with serving_metrics(metrics, services, bridge_listen=nar_bridge_listen):
+                if nar_bridge_listen is not None:
+                    runner = await start_bridge(services, config, nar_bridge_listen)
+                await serve_until_signalled(
+                    services, listen_address, shutdown_grace, security, max_calls
+                )
         except ListenAddressError as e:
             raise click.ClickException(str(e)) from e
         finally:

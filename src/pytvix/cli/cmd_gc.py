@@ -11,8 +11,10 @@ import click
 from pytvix.castore.gc import WRITE_REFRESH
 from pytvix.cli.app import cli
 from pytvix.cli.common import ServiceAddrs, error_line, run_async, service_options, with_store
+from pytvix.cli.observability import gc_report_path
 from pytvix.cli.progress import human_bytes, progress_display
 from pytvix.cli.units import DURATION, SIZE
+from pytvix.observability.gc_report import write_report
 from pytvix.store.composition import StoreServices
 from pytvix.store.gc import GcOptions, GcReport, collect, plan_delete, root_store
 from pytvix.store.gc.report import DEFAULT_GRACE
@@ -150,6 +152,14 @@ def delete(store_paths: tuple[str, ...], force: bool, closure: bool, **options: 
     help="First drop least recently used store paths until the data kept fits (e.g. 500G).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON on stdout.")
+@click.option(
+    "--report-file",
+    type=click.Path(dir_okay=False),
+    envvar="GC_REPORT_FILE",
+    help="Leave the report (as --json prints it) in this file, for a daemon's or "
+    "nar-bridge's metrics (default for the embedded store: $TVIX_STORE_HOME/gc-report.json). "
+    "Dry runs leave it alone.",
+)
 def gc(
     dry_run: bool,
     grace: float,
@@ -173,12 +183,18 @@ def gc(
             err=True,
         )
     gc_options = GcOptions(dry_run, grace, keep_since, max_size)
+    report_file: str | None = options.pop("report_file")
+    report_path = gc_report_path(
+        report_file, ServiceAddrs.from_options(dict(options)).uses_embedded
+    )
 
     async def main(services: StoreServices) -> GcReport:
         with progress_display("collecting") as progress:
             return await collect(services, gc_options, progress)
 
     report: GcReport = _run(options, main)
+    if report_path is not None and not dry_run:
+        write_report(report_path, report.as_json())
     if as_json:
         click.echo(json.dumps(report.as_json(), indent=2))
         return

@@ -15,6 +15,8 @@ import click
 from pytvix.castore import workers
 from pytvix.castore.composition import ConfigError
 from pytvix.castore.errors import CastoreError
+from pytvix.cli.observability import tracing_options
+from pytvix.observability.logs import configure as configure_logs
 from pytvix.store.composition import StoreServices, open_store_from_toml, open_store_from_urls
 from pytvix.store.defaults import embedded_urls, store_home, uses_legacy_layout
 
@@ -89,28 +91,20 @@ def configure_workers_from_environment() -> None:
     )
 
 
-def setup_logging(level: str) -> None:
-    """Configure logging; RUST_LOG overrides the level as upstream (a plain level name)."""
+def setup_logging(level: str, fmt: str = "text") -> None:
+    """Configure logging in the format `fmt` (text or json); RUST_LOG overrides the level as
+    upstream (a plain level name)."""
     env = os.environ.get("RUST_LOG", "").strip()
     chosen = (env.split(",")[0].split("=")[-1] if env else level).upper()
     chosen = {"WARN": "WARNING", "TRACE": "DEBUG"}.get(chosen, chosen)
     if chosen not in logging.getLevelNamesMapping():
         chosen = "INFO"
-    logging.basicConfig(
-        level=chosen, format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True
-    )
+    configure_logs(chosen, fmt)
 
 
 def global_options(f: F) -> F:
-    """`--log-level` and upstream's `--otlp` (accepted; OpenTelemetry export is not built in)."""
-    f = click.option(
-        "--otlp",
-        type=click.BOOL,
-        default=True,
-        show_default=True,
-        metavar="BOOL",
-        help="Accepted for compatibility with upstream; pytvix does not export OTLP traces.",
-    )(f)
+    """`--log-level`, `--log-format` and upstream's `--otlp` with its endpoint."""
+    f = tracing_options(f)
     return click.option(
         "--log-level",
         default="INFO",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import signal
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -21,6 +22,13 @@ from pytvix.cli.common import (
     service_options,
     setup_logging,
     with_store,
+)
+from pytvix.cli.observability import (
+    MetricsSettings,
+    metrics_options,
+    on_bridge,
+    serving_metrics,
+    setup_tracing,
 )
 from pytvix.cli.units import DURATION, SIZE
 from pytvix.store.composition import StoreServices
@@ -110,6 +118,14 @@ def bridge_options(f: F) -> F:
             "this long during a transfer.",
         ),
         click.option(
+            "--access-log",
+            is_flag=True,
+            envvar="ACCESS_LOG",
+            help="Log one line per HTTP request (method, path, route, status, bytes in and "
+            "out, seconds, client, user agent) as key=value pairs, or JSON keys with "
+            "--log-format json.",
+        ),
+        click.option(
             "--max-readahead",
             type=SIZE,
             default="256M",
@@ -139,6 +155,7 @@ def bridge_config(options: dict[str, Any]) -> BridgeConfig:
         "max_nar_size",
         "max_requests",
         "stall_timeout",
+        "access_log",
     )
     values = {name: options.pop(name) for name in names}
     set_readahead_limit(options.pop("max_readahead"))
@@ -168,29 +185,42 @@ async def wait_for_signal() -> None:
     help="host:port, [::]:port, or a unix socket path starting with / or .",
 )
 @bridge_options
+@metrics_options
 @click.version_option(__version__, prog_name="nar-bridge (pytvix)")
-def cli(log_level: str, otlp: bool, listen_address: str, **options: Any) -> None:
+def cli(
+    log_level: str,
+    log_format: str,
+    otlp: bool,
+    otlp_endpoint: str,
+    listen_address: str,
+    **options: Any,
+) -> None:
     """Serve the store as a Nix HTTP binary cache.
 
     `nix copy --from http://HOST:PORT` reads from it (narinfo, NARs with Range support) and
     `nix copy --to http://HOST:PORT` uploads to it (plain, xz, bzip2 or zstd NARs). Without
     service addresses the embedded store in $TVIX_STORE_HOME is used.
     """
-    setup_logging(log_level)
+    setup_logging(log_level, log_format)
+    setup_tracing(otlp, otlp_endpoint, "nar-bridge")
     config = bridge_config(options)
     addrs = ServiceAddrs.from_options(options)
+    metrics = MetricsSettings.from_options(options, addrs.uses_embedded)
+    if on_bridge(metrics, listen_address):
+        config = dataclasses.replace(config, serve_metrics=True)
 
     from pytvix.narbridge.server import start_bridge  # noqa: PLC0415 (see bridge_config)
 
     async def main(services: StoreServices) -> None:
         try:
-            runner = await start_bridge(services, config, listen_address)
+            async with serving_metrics(metrics, services, bridge_listen=listen_address):
+                runner = await start_bridge(services, config, listen_address)
+                try:
+                    await wait_for_signal()
+                finally:
+                    await runner.cleanup()
         except ListenAddressError as e:
             raise click.ClickException(str(e)) from e
-        try:
-            await wait_for_signal()
-        finally:
-            await runner.cleanup()
 
     run_async(lambda: with_store(addrs, main))
 

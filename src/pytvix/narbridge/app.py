@@ -45,6 +45,7 @@ from pytvix.narbridge.uploads import RecentUploads
 from pytvix.nixcompat import nixbase32
 from pytvix.nixcompat.narinfo import NarInfo, NarInfoError, parse_narinfo
 from pytvix.nixcompat.signing import SigningKey, VerifyingKey
+from pytvix.observability import http_middlewares
 from pytvix.store.composition import StoreServices
 from pytvix.store.content_address import ContentAddressError, verify_content_address
 from pytvix.store.nar_calculation import SimpleRenderer
@@ -69,6 +70,8 @@ class BridgeConfig:
     max_nar_size: int = 64 << 30  # an upload, as sent and decompressed
     max_requests: int = 512
     stall_timeout: float = 60.0
+    access_log: bool = False  # a line per request (pytvix.observability.http)
+    serve_metrics: bool = False  # GET /metrics (Prometheus) beside the cache
 
 
 class NarBridge:
@@ -87,11 +90,18 @@ class NarBridge:
         self._stores: dict[bytes, asyncio.Lock] = {}
 
     def app(self) -> web.Application:
-        app = web.Application(client_max_size=MAX_NARINFO, middlewares=[self.limiter.middleware])
-        app.router.add_get("/", self.index, allow_head=True)
-        app.router.add_get("/nix-cache-info", self.cache_info, allow_head=True)
-        app.router.add_route("*", "/nar/{tail:.*}", self.nar)
-        app.router.add_route("*", "/{name}", self.narinfo)
+        observing = http_middlewares(access_log=self.config.access_log)
+        app = web.Application(
+            client_max_size=MAX_NARINFO, middlewares=[*observing, self.limiter.middleware]
+        )
+        if self.config.serve_metrics:
+            from pytvix.observability.endpoint import metrics_handler  # noqa: PLC0415
+
+            app.router.add_get("/metrics", metrics_handler, name="metrics")
+        app.router.add_get("/", self.index, allow_head=True, name="index")
+        app.router.add_get("/nix-cache-info", self.cache_info, allow_head=True, name="cache-info")
+        app.router.add_route("*", "/nar/{tail:.*}", self.nar, name="nar")
+        app.router.add_route("*", "/{name}", self.narinfo, name="narinfo")
         app.on_cleanup.append(lambda _: self.watchdog.close())
         return app
 

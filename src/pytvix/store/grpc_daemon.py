@@ -22,6 +22,7 @@ from grpc_reflection.v1alpha._async import ReflectionServicer
 
 from pytvix.castore.drivers.grpc import MAX_MESSAGE
 from pytvix.castore.grpc_server import BLOB_SERVICE, DIRECTORY_SERVICE, castore_handlers
+from pytvix.observability import server_interceptors
 from pytvix.store.composition import StoreServices
 from pytvix.store.grpc_server import PATHINFO_SERVICE, store_handlers
 from pytvix.store.listen import ListenAddress, ListenAddressError, remove_stale_socket
@@ -68,6 +69,7 @@ class WriteTokenCheck(aio.ServerInterceptor):  # type: ignore[type-arg]
 
     def __init__(self, token: str) -> None:
         self._expected = f"Bearer {token}".encode()
+        self._refusals = {method: _refusal(method) for method in WRITE_METHODS}
 
     async def intercept_service(
         self,
@@ -79,7 +81,7 @@ class WriteTokenCheck(aio.ServerInterceptor):  # type: ignore[type-arg]
         if details.method in WRITE_METHODS:
             given = dict(details.invocation_metadata or ()).get("authorization", "")
             if not hmac.compare_digest(str(given).encode(), self._expected):
-                return _refusal(details.method)
+                return self._refusals[details.method]
         return await continuation(details)
 
 
@@ -117,9 +119,13 @@ class StoreServer:
         security.check_exposure(address)
         if address.unix_path is not None:
             remove_stale_socket(address.unix_path)
-        interceptors = [WriteTokenCheck(security.write_token)] if security.write_token else None
+        interceptors = server_interceptors()  # first: calls refused later are counted too
+        if security.write_token:
+            interceptors.append(WriteTokenCheck(security.write_token))
         server = aio.server(
-            options=SERVER_OPTIONS, interceptors=interceptors, maximum_concurrent_rpcs=max_calls
+            options=SERVER_OPTIONS,
+            interceptors=interceptors or None,
+            maximum_concurrent_rpcs=max_calls,
         )
         nar_calculation = services.path_info.nar_calculation_service() or SimpleRenderer(
             services.blob, services.directory

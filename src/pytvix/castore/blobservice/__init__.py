@@ -141,10 +141,12 @@ class BlobWriter(ABC):
     """Accepts the bytes of one blob. Nothing is visible until `close()` succeeds.
 
     After close, `new_bytes` tells how many of the bytes were not stored before (the rest was
-    deduplicated), or is None if the backend cannot tell.
+    deduplicated), or is None if the backend cannot tell; writers that cut blobs into chunks
+    set `chunk_counts` to (chunks stored, chunks already present).
     """
 
     new_bytes: int | None = None
+    chunk_counts: tuple[int, int] | None = None
 
     @abstractmethod
     async def write(self, data: bytes | bytearray | memoryview) -> int:

@@ -58,6 +58,7 @@ class ChunkedBlobWriter(BlobWriter):
         self._batch: asyncio.Future[None] | None = None  # the batch being hashed and cut
         self._chunks: list[ChunkMeta] = []
         self._new_bytes = 0
+        self._new_chunks = 0
         self._digest: B3Digest | None = None
         self._aborted = False
 
@@ -111,6 +112,7 @@ class ChunkedBlobWriter(BlobWriter):
             self._chunks.append(chunk)
             if new:
                 self._new_bytes += chunk.size
+                self._new_chunks += 1
 
     async def close(self) -> B3Digest:
         if self._digest is not None:
@@ -121,6 +123,8 @@ class ChunkedBlobWriter(BlobWriter):
             if self._is_small():
                 data = b"".join(self._pending)
                 digest, self._new_bytes = await self._store.store_whole_blob(data)
+                self._chunks.append(ChunkMeta(digest, len(data)))
+                self._new_chunks = 1 if self._new_bytes else 0
             else:
                 await self._start_batch(final=True)
                 assert self._batch is not None
@@ -134,6 +138,7 @@ class ChunkedBlobWriter(BlobWriter):
             await self.abort()
             raise
         self.new_bytes = self._new_bytes
+        self.chunk_counts = (self._new_chunks, len(self._chunks) - self._new_chunks)
         self._digest = digest
         return digest
 

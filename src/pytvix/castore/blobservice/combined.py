@@ -24,12 +24,16 @@ from pytvix.castore.composition import BLOB_SERVICES, Composition, ServiceConfig
 from pytvix.castore.digests import B3Digest
 from pytvix.castore.errors import StorageError
 from pytvix.castore.singleflight import SingleFlight
+from pytvix.observability import NOOP_CACHE, CacheCounters, cache_counters
 
 
 class CombinedBlobService(BlobService):
-    def __init__(self, local: BlobService, remote: BlobService) -> None:
+    def __init__(
+        self, local: BlobService, remote: BlobService, counters: CacheCounters = NOOP_CACHE
+    ) -> None:
         self.local = local
         self.remote = remote
+        self.counters = counters  # reads of blobs and chunks answered locally or not
         self._fills: SingleFlight[B3Digest, bool] = SingleFlight()
 
     async def has(self, digest: B3Digest) -> bool:
@@ -42,7 +46,9 @@ class CombinedBlobService(BlobService):
     async def open_read(self, digest: B3Digest) -> BlobReader | None:
         reader = await self.local.open_read(digest)
         if reader is not None:
+            self.counters.hit()
             return reader
+        self.counters.miss()
         chunks = await self.remote.chunks(digest)
         if chunks is None:
             return None
@@ -54,7 +60,10 @@ class CombinedBlobService(BlobService):
 
     async def _chunk(self, chunk: ChunkMeta) -> bytes:
         data = await read_blob(self.local, chunk.digest)
-        if data is None:
+        if data is not None:
+            self.counters.hit()
+        else:
+            self.counters.miss()
             if not await self._fills.run(chunk.digest, lambda: self._fill(chunk.digest)):
                 raise StorageError(f"chunk {chunk.digest} is missing from the remote store")
             data = await read_blob(self.local, chunk.digest)
@@ -95,6 +104,7 @@ class CombinedBlobServiceConfig(ServiceConfig[BlobService]):
         return CombinedBlobService(
             await composition.build(BLOB_SERVICES, self.local),
             await composition.build(BLOB_SERVICES, self.remote),
+            cache_counters("blob", instance),
         )
 
     def durable(self, composition: Composition) -> bool:
@@ -119,6 +129,7 @@ class CacheBlobServiceConfig(ServiceConfig[BlobService]):
         return CacheBlobService(
             await composition.build(BLOB_SERVICES, self.near),
             await composition.build(BLOB_SERVICES, self.far),
+            cache_counters("blob", instance),
         )
 
     def durable(self, composition: Composition) -> bool:

@@ -20,18 +20,24 @@ from pytvix.castore.directory import Directory
 from pytvix.castore.directoryservice import DirectoryPutter, DirectoryService, put_closure
 from pytvix.castore.directoryservice.graph import RootToLeavesValidator, leaves_to_root
 from pytvix.castore.singleflight import SingleFlight
+from pytvix.observability import NOOP_CACHE, CacheCounters, cache_counters
 
 
 class CacheDirectoryService(DirectoryService):
-    def __init__(self, near: DirectoryService, far: DirectoryService) -> None:
+    def __init__(
+        self, near: DirectoryService, far: DirectoryService, counters: CacheCounters = NOOP_CACHE
+    ) -> None:
         self.near = near
         self.far = far
+        self.counters = counters  # get and get_recursive answered from near or not
         self._fills: SingleFlight[B3Digest, list[Directory]] = SingleFlight()
 
     async def get(self, digest: B3Digest) -> Directory | None:
         directory = await self.near.get(digest)
         if directory is not None:
+            self.counters.hit()
             return directory
+        self.counters.miss()
         closure = await self._fills.run(digest, lambda: self._fill(digest))
         return closure[0] if closure else None
 
@@ -41,7 +47,9 @@ class CacheDirectoryService(DirectoryService):
             found = True
             yield directory
         if found:
+            self.counters.hit()
             return
+        self.counters.miss()
         for directory in await self._fills.run(root, lambda: self._fill(root)):
             yield directory
 
@@ -96,6 +104,7 @@ class CacheDirectoryServiceConfig(ServiceConfig[DirectoryService]):
         return CacheDirectoryService(
             await composition.build(DIRECTORY_SERVICES, self.near),
             await composition.build(DIRECTORY_SERVICES, self.far),
+            cache_counters("directory", instance),
         )
 
     def durable(self, composition: Composition) -> bool:

@@ -12,6 +12,7 @@ from grpc import aio
 
 from pytvix.castore.composition import ConfigError, ServiceUrl
 from pytvix.castore.errors import InvalidRequestError, StorageError
+from pytvix.observability import client_interceptors
 
 MAX_MESSAGE = 256 << 20  # large Directory messages (100k+ entries) must fit, both ways
 CHANNEL_OPTIONS = [
@@ -84,18 +85,19 @@ class GrpcTarget:
 
     async def connect(self) -> aio.Channel:
         """A new channel (lazy unless wait-connect was asked for)."""
-        interceptors = bearer_token(read_token(self.token_file)) if self.token_file else None
+        interceptors = bearer_token(read_token(self.token_file)) if self.token_file else []
+        interceptors += client_interceptors()  # trace context, with tracing on
         if self.secure:
             roots = read_file(self.ca_file, "ca_file") if self.ca_file else None
             channel = aio.secure_channel(
                 self.target,
                 grpc.ssl_channel_credentials(roots),
                 options=CHANNEL_OPTIONS,
-                interceptors=interceptors,
+                interceptors=interceptors or None,
             )
         else:
             channel = aio.insecure_channel(
-                self.target, options=CHANNEL_OPTIONS, interceptors=interceptors
+                self.target, options=CHANNEL_OPTIONS, interceptors=interceptors or None
             )
         if self.wait_connect:
             try:

@@ -10,21 +10,27 @@ from typing import ClassVar
 
 from pytvix.castore.composition import Composition, ServiceConfig
 from pytvix.castore.singleflight import SingleFlight
+from pytvix.observability import NOOP_CACHE, CacheCounters, cache_counters
 from pytvix.store.composition import PATHINFO_SERVICES
 from pytvix.store.path_info import PathInfo
 from pytvix.store.pathinfoservice import NarCalculationService, PathInfoService
 
 
 class CachePathInfoService(PathInfoService):
-    def __init__(self, near: PathInfoService, far: PathInfoService) -> None:
+    def __init__(
+        self, near: PathInfoService, far: PathInfoService, counters: CacheCounters = NOOP_CACHE
+    ) -> None:
         self.near = near
         self.far = far
+        self.counters = counters  # gets answered from near or not
         self._fills: SingleFlight[bytes, PathInfo | None] = SingleFlight()
 
     async def get(self, digest: bytes) -> PathInfo | None:
         info = await self.near.get(digest)
         if info is not None:
+            self.counters.hit()
             return info
+        self.counters.miss()
         return await self._fills.run(digest, lambda: self._fill(digest))
 
     async def _fill(self, digest: bytes) -> PathInfo | None:
@@ -57,6 +63,7 @@ class CachePathInfoServiceConfig(ServiceConfig[PathInfoService]):
         return CachePathInfoService(
             await composition.build(PATHINFO_SERVICES, self.near),
             await composition.build(PATHINFO_SERVICES, self.far),
+            cache_counters("pathinfo", instance),
         )
 
     def durable(self, composition: Composition) -> bool:

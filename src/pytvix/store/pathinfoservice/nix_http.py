@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import ClassVar
@@ -35,6 +36,7 @@ from pytvix.castore.errors import InvalidRequestError, StorageError
 from pytvix.nixcompat import nixbase32
 from pytvix.nixcompat.narinfo import NarInfo, NarInfoError, parse_narinfo
 from pytvix.nixcompat.signing import InvalidKey, VerifyingKey
+from pytvix.observability import NOOP_FETCH, FetchCounters, fetch_counters
 from pytvix.store.nar.compression import CompressionError, DecompressingSource, HashingSource
 from pytvix.store.nar.errors import NarError
 from pytvix.store.nar.ingest import ingest_nar
@@ -54,11 +56,13 @@ class NixHttpPathInfoService(PathInfoService):
         blobs: BlobService,
         directories: DirectoryService,
         public_keys: tuple[VerifyingKey, ...] = (),
+        counters: FetchCounters = NOOP_FETCH,
     ) -> None:
         self.base_url = base_url
         self.blobs = blobs
         self.directories = directories
         self.public_keys = public_keys
+        self.counters = counters
         self._session: aiohttp.ClientSession | None = None
 
     def _client(self) -> aiohttp.ClientSession:
@@ -67,7 +71,17 @@ class NixHttpPathInfoService(PathInfoService):
         return self._session
 
     async def get(self, digest: bytes) -> PathInfo | None:
+        try:
+            info = await self._get(digest)
+        except Exception:
+            self.counters.error()
+            raise
+        (self.counters.miss if info is None else self.counters.hit)()
+        return info
+
+    async def _get(self, digest: bytes) -> PathInfo | None:
         url = urljoin(self.base_url, f"{nixbase32.encode(digest)}.narinfo")
+        started = time.perf_counter()
         try:
             async with self._client().get(url) as response:
                 if response.status in (403, 404):
@@ -75,6 +89,7 @@ class NixHttpPathInfoService(PathInfoService):
                 if response.status != 200:
                     raise StorageError(f"{url}: HTTP {response.status}")
                 text = await response.text()
+            self.counters.upstream("narinfo", time.perf_counter() - started)
             narinfo = parse_narinfo(text)
         except aiohttp.ClientError as e:
             raise StorageError(f"{url}: {e}") from e
@@ -88,6 +103,7 @@ class NixHttpPathInfoService(PathInfoService):
 
     async def _fetch_nar(self, narinfo: NarInfo) -> PathInfo:
         url = urljoin(self.base_url, narinfo.url)
+        started = time.perf_counter()
         try:
             async with self._client().get(url) as response:
                 if response.status != 200:
@@ -102,6 +118,8 @@ class NixHttpPathInfoService(PathInfoService):
             raise StorageError(f"{url}: {e}") from e
         except (NarError, CompressionError) as e:
             raise StorageError(f"{url}: invalid NAR: {e}") from e
+        self.counters.upstream("nar", time.perf_counter() - started)
+        self.counters.downloaded(raw.size)
         if (nar_size, nar_sha256) != (narinfo.nar_size, narinfo.nar_hash):
             raise StorageError(f"{url}: NAR hash or size differs from the narinfo's")
         if narinfo.file_hash is not None and raw.sha256.digest() != narinfo.file_hash:
@@ -176,4 +194,5 @@ class NixHttpPathInfoServiceConfig(ServiceConfig[PathInfoService]):
             await composition.build(BLOB_SERVICES, self.blob_service),
             await composition.build(DIRECTORY_SERVICES, self.directory_service),
             keys,
+            fetch_counters(instance),
         )
