@@ -82,3 +82,37 @@ def test_the_rules_see_a_violation() -> None:
     """The checks above would notice: a backend that imported a sibling shows up."""
     fake = {"pytvix.castore.blobservice.nats"} | GRAPH["pytvix.castore.blobservice.objectstore"]
     assert resolved(fake) & (backends() - {"pytvix.castore.blobservice.objectstore"})
+
+
+HEAVY = ("prometheus_client", "opentelemetry")
+
+
+def third_party_imports(path: Path) -> set[str]:
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module)
+        elif isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+    return found
+
+
+def test_metrics_and_tracing_libraries_load_only_in_observability() -> None:
+    """prometheus_client and OpenTelemetry are imported by pytvix.observability's modules only
+    (loaded when metrics or tracing are turned on); its entry module, which every layer
+    imports, imports neither them nor other pytvix code."""
+    for path in (SRC / "pytvix").rglob("*.py"):
+        if "_proto" in path.parts:
+            continue
+        heavy = sorted(m for m in third_party_imports(path) if m.startswith(HEAVY))
+        if heavy:
+            module = module_name(path)
+            assert module.startswith("pytvix.observability."), f"{module} imports {heavy}"
+    entry = SRC / "pytvix" / "observability" / "__init__.py"
+    assert not any(m.startswith(HEAVY) for m in third_party_imports(entry))
+    top_level = {
+        node.module
+        for node in ast.parse(entry.read_text()).body
+        if isinstance(node, ast.ImportFrom) and node.module
+    }
+    assert not {m for m in top_level if m.startswith("pytvix")}

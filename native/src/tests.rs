@@ -251,3 +251,81 @@ fn range_encoding_matches_bao_tree() {
     assert_eq!(enc.len(), 11 * 64 + 1024);
     assert_eq!(&enc[11 * 64..], &d[..1024]);
 }
+
+// ---- vectors shared with the Python encoder and decoder (castore/bao_encode.py) ----
+
+/// Test data both sides can make: the BLAKE3 XOF of the seed's 8 little-endian bytes.
+fn xof(len: usize, seed: u64) -> Vec<u8> {
+    let mut hasher = blake3::Hasher::new();
+    hasher.update(&seed.to_le_bytes());
+    let mut out = vec![0; len];
+    hasher.finalize_xof().fill(&mut out);
+    out
+}
+
+/// `tests/encoded_ranges.txt`: one case a line, `size seed query length blake3-hex`, the
+/// query as inclusive chunk ranges (`A-B`, `A`, `A-` open) or `all`.
+const VECTORS: &str = include_str!("../tests/encoded_ranges.txt");
+
+fn parse_query(text: &str) -> ChunkRanges {
+    if text == "all" {
+        return ChunkRanges::all();
+    }
+    let mut r = ChunkRanges::empty();
+    for part in text.split(',') {
+        r |= match part.split_once('-') {
+            None => {
+                let a: u64 = part.parse().unwrap();
+                ChunkRanges::from(ChunkNum(a)..ChunkNum(a + 1))
+            }
+            Some((a, "")) => ChunkRanges::from(ChunkNum(a.parse().unwrap())..),
+            Some((a, b)) => ChunkRanges::from(
+                ChunkNum(a.parse().unwrap())..ChunkNum(b.parse::<u64>().unwrap() + 1),
+            ),
+        };
+    }
+    r
+}
+
+fn encoded(size: usize, seed: u64, query: &str) -> Vec<u8> {
+    let d = xof(size, seed);
+    let mut out = Vec::new();
+    encode_ranges_validated(&d[..], reference(&d), &parse_query(query), &mut out).unwrap();
+    out
+}
+
+/// `PYTVIX_BAO_PRINT_VECTORS=1 cargo test -q --manifest-path native/Cargo.toml
+/// print_vectors -- --nocapture` prints the file's lines.
+#[test]
+fn print_vectors() {
+    if std::env::var_os("PYTVIX_BAO_PRINT_VECTORS").is_none() {
+        return;
+    }
+    let queries = [
+        "all", "0", "0-15", "15-16", "16-31", "5-", "3-17,40,70-200", "1025-", "64-127,1024",
+        "1000000-", "1-2,4,8-9,63-64",
+    ];
+    let sizes = [
+        0usize, 1, 1023, 1024, 1025, 16383, 16384, 16385, 32768, 49151, 5 * GROUP_LEN + 1000,
+        100_000, MIB + 1, 3 * MIB + 12_345,
+    ];
+    for (i, &size) in sizes.iter().enumerate() {
+        for q in queries {
+            let enc = encoded(size, i as u64, q);
+            println!("{size} {i} {q} {} {}", enc.len(), blake3::hash(&enc).to_hex());
+        }
+    }
+}
+
+#[test]
+fn encoded_range_vectors() {
+    let mut cases = 0;
+    for line in VECTORS.lines().filter(|l| !l.is_empty() && !l.starts_with('#')) {
+        let f: Vec<&str> = line.split(' ').collect();
+        let enc = encoded(f[0].parse().unwrap(), f[1].parse().unwrap(), f[2]);
+        assert_eq!(enc.len(), f[3].parse::<usize>().unwrap(), "{line}");
+        assert_eq!(blake3::hash(&enc).to_hex().as_str(), f[4], "{line}");
+        cases += 1;
+    }
+    assert!(cases > 100);
+}

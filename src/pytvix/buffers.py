@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Sequence
 
 Buffer = bytes | bytearray | memoryview
@@ -20,3 +21,39 @@ def joined(data: Buffer | Parts) -> Buffer:
     if isinstance(data, bytes | bytearray | memoryview):
         return data
     return data[0] if len(data) == 1 else b"".join(data)
+
+
+class ByteQueue:
+    """Bytes received in pieces, taken out in the sizes their reader needs: `take(n)` returns
+    a view when the bytes lie in one piece (no copy), else joins them (one copy)."""
+
+    def __init__(self) -> None:
+        self._pieces: deque[memoryview] = deque()
+        self.size = 0  # bytes held
+
+    def append(self, data: Buffer) -> None:
+        if data:
+            self._pieces.append(memoryview(data))
+            self.size += len(data)
+
+    def take(self, n: int) -> Buffer:
+        """The next `n` bytes (at most `size`)."""
+        if n <= 0:
+            return b""
+        self.size -= n
+        first = self._pieces[0]
+        if len(first) >= n:
+            if len(first) == n:
+                return self._pieces.popleft()
+            self._pieces[0] = first[n:]
+            return first[:n]
+        parts = []
+        while n:
+            view = self._pieces[0]
+            if len(view) <= n:
+                parts.append(self._pieces.popleft())
+            else:
+                parts.append(view[:n])
+                self._pieces[0] = view[n:]
+            n -= len(parts[-1])
+        return b"".join(parts)

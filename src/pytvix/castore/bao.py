@@ -12,11 +12,14 @@ outboard. An outboard is 64 * (groups - 1) bytes.
 `verify_groups` checks the bytes of consecutive groups against the root: every pair on the
 way down must hash to its parent, every group to its pair's half. So corrupt data, a corrupt
 outboard, or another blob's bytes are noticed for exactly the groups read, before any byte is
-used. The BLAKE3 tree functions come from the `pytvix_bao` extension (native/); the walk is
-here.
+used. `check_pairs` checks all pairs of a (sub)tree top-down, which proves an outboard
+without its data. The BLAKE3 tree functions come from the `pytvix_bao` extension (native/);
+the walks are here (the encoded range streams are in bao_plan, bao_encode, bao_decode).
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 from pytvix_bao import chunk_group_cv, group_cvs, outboard_size, parent_cv
 
@@ -31,11 +34,19 @@ class BaoError(ValueError):
     """Bytes or an outboard that do not hash to the trusted root."""
 
 
+@dataclass(frozen=True, slots=True)
+class BlobOutboard:
+    """A blob's size and its pre-order outboard (the pairs only, as iroh stores it)."""
+
+    size: int
+    pairs: bytes
+
+
 def group_count(size: int) -> int:
     return max(1, -(-size // GROUP))
 
 
-def _left_groups(groups: int) -> int:
+def left_groups(groups: int) -> int:
     """Groups under the left child of a node over `groups` (> 1) groups."""
     return 1 << ((groups - 1).bit_length() - 1)
 
@@ -76,7 +87,7 @@ def verify_groups(root: bytes, size: int, outboard: Buffer, first: int, data: Bu
         left, right = view[at : at + 32], view[at + 32 : at + PAIR]
         if parent_cv(left, right, is_root) != expected:
             raise BaoError(f"outboard pair {pair} does not hash to its parent")
-        half = _left_groups(n)
+        half = left_groups(n)
         if lo + half > first:  # the left child holds groups we check
             stack.append((lo, half, pair + 1, bytes(left), False))
         if lo + half < last:
@@ -89,3 +100,46 @@ def group_span(size: int, offset: int, end: int) -> tuple[int, int, int]:
     end = min(max(end, offset + 1), size)
     first = offset // GROUP
     return first, first * GROUP, min(size, -(-end // GROUP) * GROUP)
+
+
+def check_pairs(
+    expected: bytes, is_root: bool, groups: int, pairs: Buffer, cvs: Buffer | None = None
+) -> None:
+    """Check the pre-order pairs of a subtree over `groups` groups top-down against the
+    subtree's CV `expected` (the root hash if `is_root`): each pair must hash to the half of
+    its parent that names it. With `cvs` (the groups' non-root CVs, 32 bytes each, in order)
+    the lowest halves must also be those (a subtree of one group has no pairs: it is checked
+    against `cvs` alone, unless it is the root, whose hash is not a CV and is the caller's to
+    check). BaoError naming the first pair that does not fit."""
+    if len(pairs) != PAIR * (groups - 1):
+        raise BaoError(f"{len(pairs)} bytes of pairs for a subtree of {groups} groups")
+    if groups == 1:
+        if cvs is not None and not is_root and bytes(cvs) != expected:
+            raise BaoError("group does not hash to its place in the tree")
+        return
+    view = memoryview(pairs)
+    # (pair number, groups under the node, expected CV, is root, first group)
+    stack: list[tuple[int, int, bytes | memoryview, bool, int]] = [
+        (0, groups, expected, is_root, 0)
+    ]
+    while stack:
+        pair, n, cv, root, first = stack.pop()
+        at = PAIR * pair
+        left, right = view[at : at + 32], view[at + 32 : at + PAIR]
+        if parent_cv(left, right, root) != cv:
+            raise BaoError(f"pair {pair} does not hash to its parent")
+        half = left_groups(n)
+        for child, count, lo, index in (
+            (left, half, first, pair + 1),
+            (right, n - half, first + half, pair + half),
+        ):
+            if count > 1:
+                stack.append((index, count, child, False, lo))
+            elif cvs is not None and cvs[32 * lo : 32 * lo + 32] != child:
+                raise BaoError(f"group {lo} of the subtree does not hash to its place")
+
+
+def check_outboard(root: bytes, outboard: BlobOutboard) -> None:
+    """Check a whole outboard against the blob's digest (BaoError if any pair is wrong)."""
+    check_outboard_size(outboard.size, outboard.pairs)
+    check_pairs(root, True, group_count(outboard.size), outboard.pairs)

@@ -16,7 +16,8 @@ from google.protobuf.message import DecodeError, Message
 from grpc import aio
 
 from pytvix._proto.tvix.castore.protos import castore_pb2, rpc_blobstore_pb2, rpc_directory_pb2
-from pytvix.castore.blobservice import BlobService
+from pytvix.castore.bao import BaoError, check_outboard
+from pytvix.castore.blobservice import BlobService, ChunkMeta
 from pytvix.castore.digests import B3_LEN, B3Digest
 from pytvix.castore.directory import Directory
 from pytvix.castore.directoryservice import (
@@ -27,6 +28,7 @@ from pytvix.castore.directoryservice import (
 from pytvix.castore.drivers.blob_chunk_wire import blob_chunk_data, encode_blob_chunk
 from pytvix.castore.errors import CastoreError, DirectoryError, InvalidRequestError, StorageError
 from pytvix.castore.proto import directory_from_proto
+from pytvix.castore.workers import run
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +37,8 @@ DIRECTORY_SERVICE = "tvix.castore.v1.DirectoryService"
 # bytes per BlobChunk sent: grpc keeps about two messages of a stream in flight, so this is
 # most of what a client that stops reading holds of the server (see test_robustness)
 READ_PIECE = 256 << 10
+# outboards up to this size (of blobs up to 16 MiB) are checked on the event loop
+INLINE_CHECK = 64 << 10
 
 Context = aio.ServicerContext[Any, Any]
 
@@ -87,6 +91,9 @@ class BlobServicer:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "invalid digest length")
         try:
             chunks = await self.blobs.chunks(digest)
+            bao = b""
+            if request.send_bao and chunks is not None:
+                bao, chunks = await self._bao(digest, chunks)
         except CastoreError as e:
             await abort_with(context, e)
         if chunks is None:
@@ -95,8 +102,27 @@ class BlobServicer:
             chunks=[
                 rpc_blobstore_pb2.StatBlobResponse.ChunkMeta(digest=c.digest, size=c.size)
                 for c in chunks
-            ]
+            ],
+            bao=bao,
         )
+
+    async def _bao(
+        self, digest: B3Digest, chunks: list[ChunkMeta]
+    ) -> tuple[bytes, list[ChunkMeta]]:
+        """The outboard for `send_bao`, checked against the digest, and the chunks to list:
+        a blob without finer chunks is listed as one chunk, itself, so that the client
+        learns its size (README, "Protocol notes")."""
+        found = await self.blobs.outboard(digest)
+        if found is None:
+            raise StorageError(f"blob {digest} vanished while being looked at")
+        try:
+            if len(found.pairs) > INLINE_CHECK:
+                await run(check_outboard, digest, found)
+            else:
+                check_outboard(digest, found)
+        except BaoError as e:
+            raise StorageError(f"the outboard of blob {digest} is corrupt: {e}") from e
+        return found.pairs, chunks or [ChunkMeta(digest, found.size)]
 
     async def read(self, data: bytes, context: Context) -> AsyncIterator[bytes]:
         request = await parse(rpc_blobstore_pb2.ReadBlobRequest, data, context)
@@ -194,37 +220,40 @@ def castore_handlers(
     blobs: BlobService, directories: DirectoryService
 ) -> list[grpc.GenericRpcHandler[Any, Any]]:
     """Generic handlers serving BlobService and DirectoryService."""
-    blob = BlobServicer(blobs)
-    dirs = DirectoryServicer(directories)
-    return [
-        grpc.method_handlers_generic_handler(
-            BLOB_SERVICE,
-            {
-                "Stat": grpc.unary_unary_rpc_method_handler(
-                    blob.stat,
-                    response_serializer=rpc_blobstore_pb2.StatBlobResponse.SerializeToString,
-                ),
-                "Read": grpc.unary_stream_rpc_method_handler(
-                    blob.read,
-                    response_serializer=_already_encoded,
-                ),
-                "Put": grpc.stream_unary_rpc_method_handler(
-                    blob.put,
-                    response_serializer=rpc_blobstore_pb2.PutBlobResponse.SerializeToString,
-                ),
-            },
-        ),
-        grpc.method_handlers_generic_handler(
-            DIRECTORY_SERVICE,
-            {
-                "Get": grpc.unary_stream_rpc_method_handler(
-                    dirs.get,
-                    response_serializer=_encode_directory,
-                ),
-                "Put": grpc.stream_unary_rpc_method_handler(
-                    dirs.put,
-                    response_serializer=rpc_directory_pb2.PutDirectoryResponse.SerializeToString,
-                ),
-            },
-        ),
-    ]
+    return [blob_handler(BlobServicer(blobs)), directory_handler(DirectoryServicer(directories))]
+
+
+def blob_handler(blob: BlobServicer) -> grpc.GenericRpcHandler[Any, Any]:
+    """The generic handler serving BlobService through `blob`."""
+    stat_response = rpc_blobstore_pb2.StatBlobResponse.SerializeToString
+    put_response = rpc_blobstore_pb2.PutBlobResponse.SerializeToString
+    return _service(
+        BLOB_SERVICE,
+        Stat=(grpc.unary_unary_rpc_method_handler, blob.stat, stat_response),
+        Read=(grpc.unary_stream_rpc_method_handler, blob.read, _already_encoded),
+        Put=(grpc.stream_unary_rpc_method_handler, blob.put, put_response),
+    )
+
+
+def directory_handler(dirs: DirectoryServicer) -> grpc.GenericRpcHandler[Any, Any]:
+    """The generic handler serving DirectoryService through `dirs`."""
+    put_response = rpc_directory_pb2.PutDirectoryResponse.SerializeToString
+    return _service(
+        DIRECTORY_SERVICE,
+        Get=(grpc.unary_stream_rpc_method_handler, dirs.get, _encode_directory),
+        Put=(grpc.stream_unary_rpc_method_handler, dirs.put, put_response),
+    )
+
+
+def _service(
+    name: str, **methods: tuple[Callable[..., Any], Handler, Callable[[Any], bytes]]
+) -> grpc.GenericRpcHandler[Any, Any]:
+    """The handler of service `name`: method -> (grpc's handler factory for its kind of
+    call, the handler, the response encoder)."""
+    return grpc.method_handlers_generic_handler(
+        name,
+        {
+            method: factory(handler, response_serializer=encode)
+            for method, (factory, handler, encode) in methods.items()
+        },
+    )

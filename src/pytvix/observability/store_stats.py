@@ -4,9 +4,9 @@ Nothing walks the store on a scrape: `maybe_refresh` (called by each scrape) sta
 task when the last one is older than `interval` and none is running, and the scrape returns
 the figures of the last refresh. A refresh asks every built instance that can describe itself
 (`castore.scrub.Describable`: the local stores, LMDB, PostgreSQL, object stores, NATS) for
-its counts, and sums the NAR sizes of every store path when the default path info instance
-is one that holds path infos itself (not a gRPC client or fetch-through), for the dedup
-ratio: NAR bytes over the bytes each blob instance stores.
+its counts; gRPC clients are left out (the daemon they talk to exports its own gauges). When
+the default path info instance holds path infos itself, it also sums the NAR sizes of every
+store path, for the dedup ratio: NAR bytes over the bytes each blob instance stores.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from pytvix.observability.services import KINDS
 log = logging.getLogger(__name__)
 
 DEFAULT_INTERVAL = 60.0
+REMOTE = frozenset({"grpc", "nix"})  # clients of stores another process counts
 
 
 def _what(key: str) -> str:
@@ -68,9 +69,9 @@ class StoreStats:
         started = time.perf_counter()
         blob_bytes: dict[str, int] = {}
         holds_path_infos = False
-        for section, name, service in self.composition.instances():
+        for section, name, tag, service in self.composition.instances():
             kind = KINDS.get(section)
-            if kind is None or not isinstance(service, Describable):
+            if kind is None or tag in REMOTE or not isinstance(service, Describable):
                 continue
             counts = {k: v for k, v in (await service.describe()).items() if isinstance(v, int)}
             instance = instance_label(name)

@@ -12,7 +12,9 @@ import time
 from dataclasses import replace
 
 import pytest
+from pytvix_bao import outboard
 
+from pytvix.castore.bao import BlobOutboard, check_outboard
 from pytvix.castore.blobservice import BlobService, put_blob, read_blob
 from pytvix.castore.digests import B3Digest
 from pytvix.castore.directory import Directory
@@ -126,6 +128,16 @@ class BlobServiceContract:
             assert await reader.read(3) == BLOB_B[30:33]
             with pytest.raises(ValueError, match="negative"):
                 await reader.seek(-1)
+
+    @pytest.mark.parametrize("size", [0, 1, 16384, 16385, (1 << 20) + 1, 3 << 20])
+    async def test_outboard(self, blob_service: BlobService, size: int) -> None:
+        """(pytvix) Every backend gives a blob's Bao outboard, as bao-tree computes it."""
+        assert await blob_service.outboard(BLOB_A_DIGEST) is None
+        data = os.urandom(size)
+        digest = await put_blob(blob_service, data)
+        found = await blob_service.outboard(digest)
+        assert found == BlobOutboard(size, outboard(data)[1])
+        check_outboard(digest, found)
 
     async def test_gc_deletes_only_what_is_unwritten_and_rewrites_come_back(
         self, blob_service: BlobService

@@ -10,6 +10,9 @@ Contract shared by every backend (the contract suite in `pytvix.testing.contract
 - `chunks(d)` returns None if the blob is missing, [] if it is present without finer chunking,
   else the ordered (digest, size) list whose concatenation is the blob; each chunk digest can
   itself be read with `open_read`.
+- `outboard(d)` returns None if the blob is missing, else its size and Bao outboard
+  (castore.bao): stored beside the blob, or derived from its bytes (and kept, where the
+  backend can).
 """
 
 from __future__ import annotations
@@ -21,6 +24,8 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Self
 
+from pytvix.castore.bao import BlobOutboard
+from pytvix.castore.blobservice.outboards import derive_outboard
 from pytvix.castore.digests import B3Digest
 
 __all__ = [
@@ -29,6 +34,7 @@ __all__ = [
     "BlobWriter",
     "BytesBlobReader",
     "ChunkMeta",
+    "PositionalReader",
     "put_blob",
     "read_blob",
     "read_range",
@@ -107,6 +113,28 @@ class BlobReader(ABC):
         await self.close()
 
 
+class PositionalReader(BlobReader):
+    """Base of readers whose reads are positional: they implement `read_at` (safe to run
+    concurrently); `read`, `seek` and `tell` keep a position on top of it."""
+
+    _pos = 0
+
+    def tell(self) -> int:
+        return self._pos
+
+    async def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
+        self._pos = self._resolve_seek(offset, whence)
+        return self._pos
+
+    async def read(self, n: int = -1) -> bytes:
+        data = await self.read_at(self._pos, self.size - self._pos if n < 0 else n)
+        self._pos += len(data)
+        return data
+
+    @abstractmethod
+    async def read_at(self, offset: int, n: int) -> bytes: ...
+
+
 class BytesBlobReader(BlobReader):
     """A reader over bytes already in memory."""
 
@@ -175,6 +203,16 @@ class BlobService(ABC):
     async def chunks(self, digest: B3Digest) -> list[ChunkMeta] | None:
         """Default for backends without chunking: [] if present, None if missing."""
         return [] if await self.has(digest) else None
+
+    async def outboard(self, digest: B3Digest) -> BlobOutboard | None:
+        """The blob's size and outboard, or None if it is missing. The pairs are the
+        backend's: whoever sends or uses them checks them against the digest. Default:
+        derived by reading the whole blob (backends that keep outboards override this)."""
+        reader = await self.open_read(digest)
+        if reader is None:
+            return None
+        async with reader:
+            return await derive_outboard(reader, digest)
 
     async def read_many(self, digests: Sequence[B3Digest], limit: int) -> list[bytes | None]:
         """Several (small) blobs whole, or None for missing ones; at most `limit` + 1 bytes of

@@ -12,12 +12,11 @@ from __future__ import annotations
 
 import asyncio
 import bisect
-import os
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
 from itertools import accumulate
 
-from pytvix.castore.blobservice import BlobReader, ChunkMeta
+from pytvix.castore.blobservice import ChunkMeta, PositionalReader
 from pytvix.castore.readahead import BUDGET
 
 FetchChunk = Callable[[ChunkMeta], Awaitable[bytes]]
@@ -29,7 +28,7 @@ DEFAULT_READAHEAD = 16
 KEEP_READ_CHUNKS = 2
 
 
-class ChunkedBlobReader(BlobReader):
+class ChunkedBlobReader(PositionalReader):
     """Reads a blob through `fetch(chunk)`, which must return the verified chunk bytes
     (raising StorageError otherwise)."""
 
@@ -47,18 +46,6 @@ class ChunkedBlobReader(BlobReader):
         self._cache: OrderedDict[int, asyncio.Task[bytes]] = OrderedDict()
         self._ahead: set[int] = set()
         self._expected_next = 0  # where a sequential reader would read next
-
-    def tell(self) -> int:
-        return self._pos
-
-    async def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
-        self._pos = self._resolve_seek(offset, whence)
-        return self._pos
-
-    async def read(self, n: int = -1) -> bytes:
-        data = await self.read_at(self._pos, self.size - self._pos if n < 0 else n)
-        self._pos += len(data)
-        return data
 
     async def read_parts(self, n: int) -> list[bytes | memoryview]:
         parts = await self._parts_at(self._pos, n)

@@ -1,6 +1,7 @@
-"""The blob writer of the chunking backends (object store, NATS): input is hashed and cut
-with FastCDC off the event loop, chunks are stored concurrently (bounded), and the blob index
-is committed only after every chunk was stored, so no index ever points at missing chunks.
+"""The blob writer of the chunking backends (object store, NATS): input is hashed (digest and
+Bao outboard in one pass) and cut with FastCDC off the event loop, chunks are stored
+concurrently (bounded), and the blob index is committed only after every chunk was stored, so
+no index ever points at missing chunks.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from collections import deque
 from collections.abc import Awaitable
 from typing import Any, Protocol
 
-import blake3
+from pytvix_bao import OutboardHasher
 
 from pytvix.castore.blobservice import BlobWriter, ChunkMeta
 from pytvix.castore.blobservice.chunking import Piece, StreamChunker, immutable_piece
@@ -41,8 +42,11 @@ class ChunkStore(Protocol):
         digest and how many bytes were new."""
         ...
 
-    async def commit_index(self, digest: B3Digest, chunks: list[ChunkMeta]) -> None:
-        """Make the blob readable, after all its chunks were stored."""
+    async def commit_index(
+        self, digest: B3Digest, chunks: list[ChunkMeta], outboard: bytes
+    ) -> None:
+        """Make the blob readable, after all its chunks were stored; `outboard` is its Bao
+        outboard (castore.bao)."""
         ...
 
 
@@ -50,7 +54,7 @@ class ChunkedBlobWriter(BlobWriter):
     def __init__(self, store: ChunkStore) -> None:
         self._store = store
         self._chunker = StreamChunker(store.avg_chunk_size)
-        self._hasher = blake3.blake3()
+        self._hasher = OutboardHasher()
         self._pending: list[Piece] = []
         self._pending_size = 0
         self._inflight: deque[asyncio.Future[list[tuple[ChunkMeta, bool]]]] = deque()
@@ -131,9 +135,10 @@ class ChunkedBlobWriter(BlobWriter):
                 await self._batch
                 while self._inflight:
                     await self._collect_oldest()
-                digest = B3Digest(self._hasher.digest())
+                root, outboard = self._hasher.finalize()
+                digest = B3Digest(root)
                 if digest != EMPTY_BLOB_DIGEST:
-                    await self._store.commit_index(digest, self._chunks)
+                    await self._store.commit_index(digest, self._chunks, outboard)
         except BaseException:
             await self.abort()
             raise

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from pytvix.castore.bao import BlobOutboard
 from pytvix.castore.blobservice import (
     BlobReader,
     BlobService,
@@ -57,6 +58,10 @@ class CombinedBlobService(BlobService):
         if not await self._fills.run(digest, lambda: self._fill(digest)):
             return None
         return await self.local.open_read(digest)
+
+    async def outboard(self, digest: B3Digest) -> BlobOutboard | None:
+        found = await self.local.outboard(digest)
+        return found if found is not None else await self.remote.outboard(digest)
 
     async def _chunk(self, chunk: ChunkMeta) -> bytes:
         data = await read_blob(self.local, chunk.digest)

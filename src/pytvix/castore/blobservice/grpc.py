@@ -1,12 +1,19 @@
 """BlobService client over gRPC (`grpc+unix://`, `grpc+http(s)://`), behaving as upstream's
-(PROTOCOL.md §1.9) but verifying everything it receives: blobs are read chunk by chunk when
-the server lists chunks (each chunk re-hashed), otherwise whole (re-hashed, spooled to disk if
-large); writes stream 1 MiB pieces and the server's digest must equal the one computed here."""
+(PROTOCOL.md §1.9) but verifying everything it receives against the blob's digest before
+returning a byte. Stat asks for the Bao outboard (`send_bao`); with it (pytvix servers):
+- a chunked blob is read chunk by chunk, and every read is checked group by group against
+  the digest (castore.bao), so chunks that hash right but are not the blob's are an error
+  for the range they spoil, not data;
+- a blob without chunks is read whole, each group checked as it arrives (spooled to disk if
+  large).
+Without it (upstream servers): each chunk is checked against its digest, and reads from the
+start check the whole blob's digest at the end; a blob without chunks is hashed whole
+before its reader is returned. Writes stream 1 MiB pieces and the server's digest must
+equal the one computed here."""
 
 from __future__ import annotations
 
 import asyncio
-from collections import deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -14,12 +21,17 @@ from typing import Any
 import blake3
 import grpc
 from grpc import aio
+from pytvix_bao import outboard_size
 
 from pytvix._proto.tvix.castore.protos import rpc_blobstore_pb2 as pb
+from pytvix.buffers import ByteQueue
+from pytvix.castore.bao import BlobOutboard
 from pytvix.castore.blobservice import BlobReader, BlobService, BlobWriter, ChunkMeta
 from pytvix.castore.blobservice.chunked_reader import ChunkedBlobReader
 from pytvix.castore.blobservice.chunking import immutable_piece
+from pytvix.castore.blobservice.outboards import OutboardCache
 from pytvix.castore.blobservice.spooled import receive_blob
+from pytvix.castore.blobservice.verified_readers import BaoVerifiedReader, WholeBlobCheck
 from pytvix.castore.composition import Composition, ServiceConfig
 from pytvix.castore.digests import B3Digest
 from pytvix.castore.drivers.blob_chunk_wire import blob_chunk_data, encode_blob_chunk
@@ -57,11 +69,14 @@ class GrpcBlobService(RemoteDescription, BlobService):
             encode_blob_chunk,
             pb.PutBlobResponse.FromString,
         )
+        self._derived = OutboardCache()  # outboards of servers that send none
 
-    async def _stat_call(self, digest: B3Digest, send_chunks: bool) -> pb.StatBlobResponse | None:
+    async def _stat_call(
+        self, digest: B3Digest, send_chunks: bool, send_bao: bool = False
+    ) -> pb.StatBlobResponse | None:
         try:
             response: pb.StatBlobResponse = await self._stat(
-                pb.StatBlobRequest(digest=digest, send_chunks=send_chunks)
+                pb.StatBlobRequest(digest=digest, send_chunks=send_chunks, send_bao=send_bao)
             )
         except aio.AioRpcError as e:
             if e.code() == grpc.StatusCode.NOT_FOUND:
@@ -76,12 +91,41 @@ class GrpcBlobService(RemoteDescription, BlobService):
 
     async def chunks(self, digest: B3Digest) -> list[ChunkMeta] | None:
         response = await self._stat_call(digest, True)
-        if response is None:
-            return None
+        return None if response is None else self._chunk_list(digest, response)
+
+    def _chunk_list(self, digest: B3Digest, response: pb.StatBlobResponse) -> list[ChunkMeta]:
         try:
             return [ChunkMeta(B3Digest(c.digest), c.size) for c in response.chunks]
         except InvalidDigestLen as e:
             raise StorageError(f"{self.url} listed an invalid chunk of {digest}: {e}") from e
+
+    async def _stat_with_bao(
+        self, digest: B3Digest
+    ) -> tuple[list[ChunkMeta], BlobOutboard | None] | None:
+        """The chunks, and the outboard if the server sent one that fits their size."""
+        response = await self._stat_call(digest, True, send_bao=True)
+        if response is None:
+            return None
+        chunks = self._chunk_list(digest, response)
+        size = sum(c.size for c in chunks)
+        if chunks and len(response.bao) == outboard_size(size):
+            return chunks, BlobOutboard(size, response.bao)
+        return chunks, None
+
+    async def outboard(self, digest: B3Digest) -> BlobOutboard | None:
+        """The server's (pytvix), else derived from the whole blob and kept in memory."""
+        found = self._derived.get(digest)
+        if found is not None:
+            return found
+        stat = await self._stat_with_bao(digest)
+        if stat is None:
+            return None
+        if stat[1] is not None:
+            return stat[1]
+        found = await super().outboard(digest)
+        if found is not None:
+            self._derived.put(digest, found)
+        return found
 
     async def _stream(self, digest: B3Digest) -> AsyncIterator[bytes | memoryview]:
         try:
@@ -95,18 +139,33 @@ class GrpcBlobService(RemoteDescription, BlobService):
             raise rpc_error(self.url, e) from e
 
     async def open_read(self, digest: B3Digest) -> BlobReader | None:
-        chunks = await self.chunks(digest)
-        if chunks is None:
+        stat = await self._stat_with_bao(digest)
+        if stat is None:
             return None
+        chunks, board = stat
         if len(chunks) > 1:
-            source = _StreamedChunks(self, digest, chunks)
-            return ChunkedBlobReader(chunks, source.fetch)
-        return await receive_blob(self._stream(digest), digest, self.url)
+            source = _StreamedChunks(self, digest, chunks, check=board is None)
+            inner = ChunkedBlobReader(chunks, source.fetch)
+            if board is not None:
+                return BaoVerifiedReader(digest, board, inner, self.url)
+            return WholeBlobCheck(digest, inner, self.url)
+        return await receive_blob(self._stream(digest), digest, self.url, board)
 
-    async def _fetch_chunk(self, chunk: ChunkMeta) -> bytes:
-        reader = await receive_blob(self._stream(chunk.digest), chunk.digest, self.url)
-        async with reader:
-            data = await reader.read()
+    async def _fetch_chunk(self, chunk: ChunkMeta, check: bool) -> bytes:
+        """One chunk by its own digest; checked against it if `check` (the caller checks
+        the bytes otherwise)."""
+        if check:
+            reader = await receive_blob(self._stream(chunk.digest), chunk.digest, self.url)
+            async with reader:
+                data = await reader.read()
+        else:
+            parts, size = [], 0
+            async for piece in self._stream(chunk.digest):
+                parts.append(piece)
+                size += len(piece)
+                if size > chunk.size:
+                    break
+            data = b"".join(parts)
         if len(data) != chunk.size:
             raise StorageError(f"{self.url}: chunk {chunk.digest} has {len(data)} bytes")
         return data
@@ -121,18 +180,20 @@ class GrpcBlobService(RemoteDescription, BlobService):
 class _StreamedChunks:
     """Chunks of one blob for a ChunkedBlobReader. While the chunks are asked for in order
     (sequential reading, read-ahead included) they are cut from a single Read stream of the
-    whole blob, each verified against its digest before use; after any jump, each chunk is
-    read on its own. One stream instead of a call per chunk is what makes sequential reads
-    fast."""
+    whole blob, each verified against its digest before use (unless the reader checks them
+    with the blob's outboard); after any jump, each chunk is read on its own. One stream
+    instead of a call per chunk is what makes sequential reads fast."""
 
-    def __init__(self, service: GrpcBlobService, digest: B3Digest, chunks: list[ChunkMeta]):
+    def __init__(
+        self, service: GrpcBlobService, digest: B3Digest, chunks: list[ChunkMeta], check: bool
+    ):
         self._service = service
         self._digest = digest
         self._chunks = chunks
+        self._check = check  # whether each chunk is checked against its digest
         self._next = 0  # index of the chunk the stream delivers next
         self._stream: AsyncIterator[bytes | memoryview] | None = None
-        self._received: deque[memoryview] = deque()  # received, not yet cut into chunks
-        self._received_size = 0
+        self._received = ByteQueue()  # received, not yet cut into chunks
         self._lock = asyncio.Lock()
 
     async def fetch(self, chunk: ChunkMeta) -> bytes:
@@ -141,38 +202,23 @@ class _StreamedChunks:
                 return await self._from_stream(chunk)
             self._next = len(self._chunks)  # out of order: stop using the stream
             self._stream = None
-        return await self._service._fetch_chunk(chunk)
+        return await self._service._fetch_chunk(chunk, self._check)
 
     async def _from_stream(self, chunk: ChunkMeta) -> bytes:
         if self._stream is None:
             self._stream = self._service._stream(self._digest)
-        while self._received_size < chunk.size:
+        while self._received.size < chunk.size:
             piece = await anext(self._stream, None)
             if piece is None:
                 raise StorageError(f"{self._service.url}: blob {self._digest} ended early")
-            self._received.append(memoryview(piece))
-            self._received_size += len(piece)
-        data = self._take(chunk.size)
-        if blake3.blake3(data).digest() != chunk.digest:
+            self._received.append(piece)
+        data = bytes(self._received.take(chunk.size))
+        if self._check and blake3.blake3(data).digest() != chunk.digest:
             raise StorageError(
                 f"{self._service.url} sent corrupt data for chunk {chunk.digest} of {self._digest}"
             )
         self._next += 1
         return data
-
-    def _take(self, n: int) -> bytes:
-        """The next `n` received bytes, copied once."""
-        self._received_size -= n
-        parts = []
-        while n:
-            view = self._received[0]
-            if len(view) <= n:
-                parts.append(self._received.popleft())
-            else:
-                parts.append(view[:n])
-                self._received[0] = view[n:]
-            n -= len(parts[-1])
-        return b"".join(parts)
 
 
 class _GrpcBlobWriter(BlobWriter):

@@ -38,8 +38,14 @@ import blake3
 from pytvix_bao import OutboardHasher, outboard
 
 from pytvix.buffers import Buffer
-from pytvix.castore.bao import BaoError, group_span, verify_groups
-from pytvix.castore.blobservice import BlobReader, BlobService, BlobWriter, BytesBlobReader
+from pytvix.castore.bao import BaoError, BlobOutboard, group_span, verify_groups
+from pytvix.castore.blobservice import (
+    BlobReader,
+    BlobService,
+    BlobWriter,
+    BytesBlobReader,
+    PositionalReader,
+)
 from pytvix.castore.composition import Composition, ConfigError, ServiceConfig, ServiceUrl
 from pytvix.castore.digests import B3Digest
 from pytvix.castore.drivers.blob_files import BlobFiles, discard
@@ -138,6 +144,17 @@ class LocalBlobService(BlobService):
         return VerifiedFileReader(
             self._file_blob(fd, digest, record.size), self.files.path(digest.hex())
         )
+
+    async def outboard(self, digest: B3Digest) -> BlobOutboard | None:
+        """File blobs: the outboard their record keeps; inline ones (at most 64 KiB, four
+        groups): computed from their verified bytes."""
+        record = self.record(digest)
+        if record is None:
+            return None
+        if record.inline:
+            _, pairs = outboard(self._verified_inline(digest, record))
+            return BlobOutboard(record.size, pairs)
+        return BlobOutboard(record.size, record.data)
 
     def _verified_inline(self, digest: bytes, record: Record) -> bytes:
         if blake3.blake3(record.data).digest() != digest:
@@ -596,7 +613,7 @@ class FileBlob:
         return data if (offset, end) == (start, stop) else data[offset - start : end - start]
 
 
-class VerifiedFileReader(BlobReader):
+class VerifiedFileReader(PositionalReader):
     """Reads a blob's file; every read checks the 16 KiB groups it touches against the digest
     (castore.bao) before returning a byte. Positional reads may run concurrently."""
 
@@ -606,18 +623,6 @@ class VerifiedFileReader(BlobReader):
         self._path = path
         self._pos = 0
         self._closed = False
-
-    def tell(self) -> int:
-        return self._pos
-
-    async def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
-        self._pos = self._resolve_seek(offset, whence)
-        return self._pos
-
-    async def read(self, n: int = -1) -> bytes:
-        data = await self.read_at(self._pos, self.size - self._pos if n < 0 else n)
-        self._pos += len(data)
-        return data
 
     async def read_at(self, offset: int, n: int) -> bytes:
         if offset >= self.size or n <= 0:

@@ -1,12 +1,14 @@
-"""In-memory BlobService (`memory://`): a dict, for tests and ephemeral stores."""
+"""In-memory BlobService (`memory://`): a dict, for tests and ephemeral stores. Each blob's Bao
+outboard is computed in the same pass as its digest and kept beside it."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass
 
-import blake3
+from pytvix_bao import OutboardHasher
 
+from pytvix.castore.bao import BlobOutboard
 from pytvix.castore.blobservice import BlobReader, BlobService, BlobWriter, BytesBlobReader
 from pytvix.castore.blobservice.chunking import Piece, immutable_piece
 from pytvix.castore.composition import Composition, ServiceConfig, ServiceUrl
@@ -17,6 +19,7 @@ from pytvix.castore.gc import StoredObject, TimedValues
 class MemoryBlobService(BlobService):
     def __init__(self) -> None:
         self._blobs = TimedValues("blob")
+        self._outboards: dict[B3Digest, bytes] = {}
 
     async def has(self, digest: B3Digest) -> bool:
         return digest in self._blobs.values
@@ -25,8 +28,12 @@ class MemoryBlobService(BlobService):
         data = self._blobs.values.get(digest)
         return None if data is None else BytesBlobReader(data)
 
+    async def outboard(self, digest: B3Digest) -> BlobOutboard | None:
+        data = self._blobs.values.get(digest)
+        return None if data is None else BlobOutboard(len(data), self._outboards[digest])
+
     async def open_write(self) -> BlobWriter:
-        return _MemoryBlobWriter(self._blobs)
+        return _MemoryBlobWriter(self._blobs, self._outboards)
 
     async def gc_objects(self) -> AsyncIterator[StoredObject]:
         for obj in self._blobs.objects():
@@ -38,15 +45,20 @@ class MemoryBlobService(BlobService):
     async def gc_delete(
         self, objects: Sequence[StoredObject], written_before: float
     ) -> list[StoredObject]:
-        return self._blobs.delete(objects, written_before)
+        deleted = self._blobs.delete(objects, written_before)
+        for obj in deleted:
+            if obj.digest is not None:
+                self._outboards.pop(obj.digest, None)
+        return deleted
 
 
 class _MemoryBlobWriter(BlobWriter):
-    def __init__(self, blobs: TimedValues) -> None:
+    def __init__(self, blobs: TimedValues, outboards: dict[B3Digest, bytes]) -> None:
         self._blobs = blobs
+        self._outboards = outboards
         self._pieces: list[Piece] = []  # joined once, at close
         self._size = 0
-        self._hasher = blake3.blake3()
+        self._hasher = OutboardHasher()
         self._digest: B3Digest | None = None
 
     async def write(self, data: bytes | bytearray | memoryview) -> int:
@@ -60,7 +72,9 @@ class _MemoryBlobWriter(BlobWriter):
 
     async def close(self) -> B3Digest:
         if self._digest is None:
-            self._digest = B3Digest(self._hasher.digest())
+            root, pairs = self._hasher.finalize()
+            self._digest = B3Digest(root)
+            self._outboards.setdefault(self._digest, pairs)
             new = self._blobs.put(self._digest, b"".join(self._pieces))
             self.new_bytes = self._size if new else 0
             self._pieces = []

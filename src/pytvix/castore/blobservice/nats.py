@@ -5,7 +5,9 @@ Layout (two KV buckets; see `pytvix.castore.drivers.nats` for connections and la
   chunks are shared by all blobs containing them.
 - `<prefix>-blobs`: key hex(blob digest) -> serialized StatBlobResponse listing the chunks
   (empty for a blob that is a single chunk, stored under the blob's own digest), as in the
-  object store layout.
+  object store layout, with a chunked blob's Bao outboard in its `bao` field (computed in
+  the same pass as the digest; derived from the chunks, and cached in memory, for indexes
+  written without one).
 
 Chunks are cut with the same FastCDC chunker as the object store backend, hashed and
 compressed on the worker pool and created only if absent (a create of a present chunk is
@@ -29,7 +31,9 @@ from dataclasses import dataclass
 from functools import partial
 
 import blake3
+from pytvix_bao import outboard, outboard_size
 
+from pytvix.castore.bao import BlobOutboard
 from pytvix.castore.blobservice import (
     BlobReader,
     BlobService,
@@ -38,10 +42,11 @@ from pytvix.castore.blobservice import (
     ChunkMeta,
 )
 from pytvix.castore.blobservice.chunk_codec import compress_chunk, decode_chunk
-from pytvix.castore.blobservice.chunk_index import decode_index, encode_index
+from pytvix.castore.blobservice.chunk_index import decode_index, encode_index, read_index
 from pytvix.castore.blobservice.chunked_reader import ChunkedBlobReader
 from pytvix.castore.blobservice.chunked_writer import MAX_INFLIGHT_CHUNKS, ChunkedBlobWriter
 from pytvix.castore.blobservice.chunking import DEFAULT_AVG_CHUNK_SIZE, StreamChunker
+from pytvix.castore.blobservice.outboards import OutboardCache
 from pytvix.castore.composition import Composition, ConfigError, ServiceConfig
 from pytvix.castore.digests import EMPTY_BLOB_DIGEST, B3Digest
 from pytvix.castore.drivers.nats import (
@@ -75,6 +80,7 @@ class NatsBlobService(BlobService):
         large = LargeValues(self.conn, settings.bucket("large"), settings.replicas)
         self.chunk_kv = KvBucket(self.conn, settings.bucket("chunks"), settings.replicas, large)
         self.blob_kv = KvBucket(self.conn, settings.bucket("blobs"), settings.replicas, large)
+        self._derived = OutboardCache()
         self._closed = False
 
     def _where(self, digest: B3Digest) -> str:
@@ -110,6 +116,21 @@ class NatsBlobService(BlobService):
         if not chunks:
             raise StorageError(f"blob {digest} is indexed as one chunk, but the chunk is missing")
         return ChunkedBlobReader(chunks, self._fetch_chunk)
+
+    async def outboard(self, digest: B3Digest) -> BlobOutboard | None:
+        """A chunked blob's outboard from its index; a single chunk's, or one its index lacks,
+        derived from its bytes (the latter kept in memory)."""
+        if digest == EMPTY_BLOB_DIGEST:
+            return BlobOutboard(0, b"")
+        index = await self.blob_kv.get(digest.hex())
+        chunks, pairs = read_index(digest, index) if index is not None else ([], b"")
+        size = sum(c.size for c in chunks)
+        if len(chunks) > 1 and len(pairs) == outboard_size(size):
+            return BlobOutboard(size, pairs)
+        found = self._derived.get(digest) or await super().outboard(digest)
+        if found is not None and len(chunks) > 1:
+            self._derived.put(digest, found)
+        return found
 
     async def read_many(self, digests: Sequence[B3Digest], limit: int) -> list[bytes | None]:
         jobs = [partial(self._read_whole, d, limit) for d in digests]
@@ -158,9 +179,11 @@ class NatsBlobService(BlobService):
         digest, frame = await run(_compress, chunk)
         return ChunkMeta(digest, len(chunk)), await self.chunk_kv.create(digest.hex(), frame)
 
-    async def commit_index(self, digest: B3Digest, chunks: list[ChunkMeta]) -> None:
-        """Create the blob index, after all its chunks are stored."""
-        await self.blob_kv.create(digest.hex(), encode_index(chunks if len(chunks) > 1 else []))
+    async def commit_index(self, digest: B3Digest, chunks: list[ChunkMeta], pairs: bytes) -> None:
+        """Create the blob index (with its outboard), after all its chunks are stored."""
+        chunked = len(chunks) > 1
+        index = encode_index(chunks if chunked else [], pairs if chunked else b"")
+        await self.blob_kv.create(digest.hex(), index)
 
     async def store_whole_blob(self, data: bytes) -> tuple[B3Digest, int]:
         """Store a blob held in memory; returns its digest and how many bytes were new."""
@@ -170,14 +193,16 @@ class NatsBlobService(BlobService):
         if chunker.is_single_chunk(len(data)):
             meta, new = await self.store_chunk(data)
             digest, chunks, new_bytes = meta.digest, [meta], len(data) if new else 0
+            pairs = b""
         else:
             pieces = await run(lambda: [*chunker.feed(data), *chunker.finish()])
             jobs = [partial(self.store_chunk, p) for p in pieces]
             stored = await gather_limited(jobs, MAX_INFLIGHT_CHUNKS)
             chunks = [meta for meta, _ in stored]
             new_bytes = sum(meta.size for meta, new in stored if new)
-            digest = B3Digest(await run(lambda: blake3.blake3(data).digest()))
-        await self.commit_index(digest, chunks)
+            root, pairs = await run(outboard, data)
+            digest = B3Digest(root)
+        await self.commit_index(digest, chunks, pairs)
         return digest, new_bytes
 
     async def put_many(self, blobs: Sequence[bytes]) -> list[tuple[B3Digest, int | None]]:

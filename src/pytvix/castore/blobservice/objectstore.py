@@ -1,7 +1,9 @@
 """BlobService on object storage (`objectstore+<url>`), in upstream's layout (PROTOCOL.md §2.10).
 
 - `blobs/b3/<hex(digest[:2])>/<hex(digest)>`: a serialized StatBlobResponse listing the blob's
-  chunks; the list is empty when the blob is a single chunk.
+  chunks; the list is empty when the blob is a single chunk. pytvix keeps a chunked blob's
+  Bao outboard in its `bao` field, computed in the same pass as the digest (indexes written
+  without one get it the first time it is asked for; a single chunk's is derived from it).
 - `chunks/b3/<hex(digest[:2])>/<hex(digest)>`: zstd-compressed chunk bytes.
 
 Writes chunk the stream with FastCDC (ChunkedBlobWriter); each chunk is hashed, and compressed
@@ -21,8 +23,10 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 
 import blake3
+from pytvix_bao import outboard, outboard_size
 
 from pytvix.buffers import Buffer
+from pytvix.castore.bao import BlobOutboard
 from pytvix.castore.blobservice import (
     BlobReader,
     BlobService,
@@ -31,7 +35,7 @@ from pytvix.castore.blobservice import (
     ChunkMeta,
 )
 from pytvix.castore.blobservice.chunk_codec import decode_chunk, encode_chunk
-from pytvix.castore.blobservice.chunk_index import decode_index, encode_index
+from pytvix.castore.blobservice.chunk_index import decode_index, encode_index, read_index
 from pytvix.castore.blobservice.chunked_reader import DEFAULT_READAHEAD, ChunkedBlobReader
 from pytvix.castore.blobservice.chunked_writer import ChunkedBlobWriter
 from pytvix.castore.blobservice.chunking import DEFAULT_AVG_CHUNK_SIZE, StreamChunker
@@ -124,6 +128,22 @@ class ObjectStoreBlobService(BlobService):
         readahead = REMOTE_READAHEAD if self.store.remote else DEFAULT_READAHEAD
         return ChunkedBlobReader(chunks, self._fetch_chunk, readahead)
 
+    async def outboard(self, digest: B3Digest) -> BlobOutboard | None:
+        """A chunked blob's outboard from its index (an index written without one gets it
+        now); a single chunk's derived from its bytes."""
+        if digest == EMPTY_BLOB_DIGEST:
+            return BlobOutboard(0, b"")
+        index = await self.store.aget(blob_key(digest))
+        chunks, pairs = read_index(digest, index) if index is not None else ([], b"")
+        size = sum(c.size for c in chunks)
+        if len(chunks) > 1 and len(pairs) == outboard_size(size):
+            return BlobOutboard(size, pairs)
+        found = await super().outboard(digest)
+        if found is not None and len(chunks) > 1:
+            index = encode_index(chunks, found.pairs)
+            await run_on(self.store.executor, self.store.put, blob_key(digest), index)
+        return found
+
     def read_whole_blob(self, digest: B3Digest, limit: int) -> bytes | None:
         """A blob's bytes (at most limit + 1 of them), verified (blocking; worker threads)."""
         if digest == EMPTY_BLOB_DIGEST:
@@ -191,9 +211,9 @@ class ObjectStoreBlobService(BlobService):
         """Store a blob held in memory: chunks, then the index (ChunkStore)."""
         return await run(self._store_whole_blob, data)
 
-    async def commit_index(self, digest: B3Digest, chunks: list[ChunkMeta]) -> None:
+    async def commit_index(self, digest: B3Digest, chunks: list[ChunkMeta], pairs: bytes) -> None:
         """(ChunkStore)"""
-        await run(self.commit_indexes, [(digest, chunks)])
+        await run(self.commit_indexes, [(digest, chunks, pairs)])
 
     def store_chunk(self, chunk: bytes | memoryview) -> tuple[ChunkMeta, bool]:
         """Hash one chunk and store it unless present; returns it and whether it was new
@@ -237,25 +257,26 @@ class ObjectStoreBlobService(BlobService):
         self._dedup.record(present=not new)
         return new
 
-    def _store_chunks(self, data: bytes) -> tuple[B3Digest, list[ChunkMeta], int]:
+    def _store_chunks(self, data: bytes) -> tuple[IndexEntry, int]:
         """Chunk a blob held in memory and store its chunks (not its index); returns its
-        digest, chunks and how many bytes were new (blocking; worker threads)."""
+        index entry and how many bytes were new (blocking; worker threads)."""
         chunker = StreamChunker(self.avg_chunk_size)
         if chunker.is_single_chunk(len(data)):
             meta, new = self.store_chunk(data)
-            return meta.digest, [meta], len(data) if new else 0
+            return (meta.digest, [meta], b""), len(data) if new else 0
         chunks, new_bytes = [], 0
         for piece in [*chunker.feed(data), *chunker.finish()]:
             meta, new = self.store_chunk(piece)
             chunks.append(meta)
             new_bytes += meta.size if new else 0
-        return B3Digest(blake3.blake3(data).digest()), chunks, new_bytes
+        root, pairs = outboard(data)
+        return (B3Digest(root), chunks, pairs), new_bytes
 
     def _store_whole_blob(self, data: bytes) -> tuple[B3Digest, int]:
         """store_whole_blob, blocking (worker threads)."""
-        digest, chunks, new_bytes = self._store_chunks(data)
-        self.commit_indexes([(digest, chunks)])
-        return digest, new_bytes
+        entry, new_bytes = self._store_chunks(data)
+        self.commit_indexes([entry])
+        return entry[0], new_bytes
 
     async def put_many(self, blobs: Sequence[bytes]) -> list[tuple[B3Digest, int | None]]:
         """All blobs in one worker job (small blobs cost a few file writes, not event-loop
@@ -263,8 +284,8 @@ class ObjectStoreBlobService(BlobService):
 
         def store_all() -> list[tuple[B3Digest, int | None]]:
             stored = [self._store_chunks(data) for data in blobs]
-            self.commit_indexes([(digest, chunks) for digest, chunks, _ in stored])
-            return [(digest, new) for digest, _, new in stored]
+            self.commit_indexes([entry for entry, _ in stored])
+            return [(entry[0], new) for entry, new in stored]
 
         return await run_on(self._batch_executor, store_all)
 
@@ -309,23 +330,29 @@ class ObjectStoreBlobService(BlobService):
             self.store.executor, delete_unwritten, self.store, objects, written_before
         )
 
-    def commit_indexes(self, blobs: Sequence[tuple[B3Digest, list[ChunkMeta]]]) -> None:
+    def commit_indexes(self, blobs: Sequence[IndexEntry]) -> None:
         """Write blob indexes after their chunks are stored (blocking; worker threads). With
         `fsync`, the chunks are on disk before any index points at them, and the indexes
         before this returns: two barriers per call, however many blobs it commits."""
         missing = [
-            (digest, chunks)
-            for digest, chunks in blobs
+            (digest, chunks, pairs)
+            for digest, chunks, pairs in blobs
             if digest != EMPTY_BLOB_DIGEST and _stale(self.store.modified(blob_key(digest)))
         ]
         if not missing:
             return
         if self.fsync:
             self.store.sync()
-        for digest, chunks in missing:
-            self.store.put(blob_key(digest), encode_index(chunks if len(chunks) > 1 else []))
+        for digest, chunks, pairs in missing:
+            chunked = len(chunks) > 1
+            index = encode_index(chunks if chunked else [], pairs if chunked else b"")
+            self.store.put(blob_key(digest), index)
         if self.fsync:
             self.store.sync()
+
+
+IndexEntry = tuple[B3Digest, list[ChunkMeta], bytes]
+"""A blob to index: digest, chunks, outboard (indexes keep it for chunked blobs)."""
 
 
 def _stale(modified: float | None) -> bool:

@@ -1,0 +1,112 @@
+"""Decoding a verified range stream (bao-tree `decode_ranges`, after iroh's 8-byte size
+header) as it arrives, trusting only the blob's digest.
+
+`RangeDecoder.feed` takes the received bytes in any pieces and returns the blob's bytes it
+has verified so far, as (offset, bytes) in increasing order; nothing is returned before it
+is checked. Every pair must hash to the CV its parent named (the root to the digest), every
+group or chunk to its pair's half, so a flipped byte, a wrong outboard pair or another
+blob's bytes raise BaoError naming the byte range, and the ranges before it stay good. The
+size in the header shapes the tree and is only proven once an item holding the blob's last
+chunk verified (`size_proven`). Memory: at most one item (a BULK item, about 1 MiB) besides
+the piece being fed.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Iterator
+
+from pytvix_bao import chunk_group_cv, group_cvs
+
+from pytvix.buffers import Buffer, ByteQueue
+from pytvix.castore.bao import GROUP, PAIR, BaoError, check_pairs
+from pytvix.castore.bao_plan import Item, Kind, bulk_layout, check_pair, plan
+from pytvix.castore.bao_ranges import CHUNK, ChunkRanges, RangeSpec
+
+SIZE_HEADER = struct.Struct("<Q")
+
+Piece = tuple[int, Buffer]
+"""(offset in the blob, verified bytes)."""
+
+
+class RangeDecoder:
+    def __init__(self, root: bytes, spec: RangeSpec | None = None) -> None:
+        """Decode the stream for `spec` (None: the whole blob) of the blob whose BLAKE3
+        hash is `root`."""
+        self.root = root
+        self.spec = spec
+        self.size: int | None = None
+        self.size_proven = False
+        self._items: Iterator[Item] | None = None
+        self._next: Item | None = None
+        self._expected: list[Buffer] = [root]
+        self._received = ByteQueue()
+
+    @property
+    def done(self) -> bool:
+        """Whether every item of the stream has been received and verified."""
+        return self._items is not None and self._next is None
+
+    def feed(self, data: Buffer) -> list[Piece]:
+        """Take more of the stream; the blob's bytes verified thanks to it. BaoError if
+        anything received does not verify, or the stream goes on past its end."""
+        self._received.append(data if isinstance(data, bytes) else bytes(data))
+        out: list[Piece] = []
+        if self._items is None:
+            if self._received.size < SIZE_HEADER.size:
+                return out
+            (self.size,) = SIZE_HEADER.unpack(self._received.take(SIZE_HEADER.size))
+            ranges = self.spec.resolve(self.size) if self.spec else ChunkRanges.all(self.size)
+            self._items = plan(self.size, ranges)
+            self._next = next(self._items, None)
+        while self._next is not None and self._received.size >= self._next.encoded_length:
+            item = self._next
+            piece = self._verify(item, self._received.take(item.encoded_length))
+            if piece is not None:
+                out.append(piece)
+            self._next = next(self._items, None)
+        if self._next is None and self._received.size:
+            raise BaoError(f"{self._received.size} bytes after the end of the stream")
+        return out
+
+    def finish(self) -> None:
+        """The stream has ended: BaoError unless all of it arrived."""
+        if not self.done:
+            where = "the size header" if self._next is None else _span(self._next)
+            raise BaoError(f"the stream ended early, at {where}")
+
+    def _verify(self, item: Item, data: Buffer) -> Piece | None:
+        if item.kind is Kind.PAIR:
+            left, right = memoryview(data)[:32], memoryview(data)[32:]
+            check_pair(item, left, right, self._expected, f"{_span(item)}: a pair")
+            return None
+        expected = self._expected.pop()
+        if item.kind is Kind.DATA:
+            if chunk_group_cv(data, item.start // CHUNK, item.is_root) != expected:
+                raise BaoError(f"{_span(item)} do not hash to their place in the tree")
+        else:
+            data = self._verify_bulk(item, memoryview(data), expected)
+        if item.start + item.length == self.size:
+            self.size_proven = True
+        return item.start, data
+
+    def _verify_bulk(self, item: Item, view: memoryview, expected: Buffer) -> bytes:
+        groups = item.groups
+        pairs: list[memoryview] = []
+        blocks: list[memoryview] = []
+        at = 0
+        for is_pair, i in bulk_layout(groups):
+            n = PAIR if is_pair else min(GROUP, item.length - GROUP * i)
+            (pairs if is_pair else blocks).append(view[at : at + n])
+            at += n
+        data = b"".join(blocks)
+        try:
+            cvs = group_cvs(data, item.start // CHUNK)
+            check_pairs(bytes(expected), item.is_root, groups, b"".join(pairs), cvs)
+        except BaoError as e:
+            raise BaoError(f"{_span(item)}: {e}") from e
+        return data
+
+
+def _span(item: Item) -> str:
+    return f"bytes {item.start}-{item.start + item.length}"
