@@ -26,10 +26,12 @@ def bridge(home: Path, *flags: str) -> Iterator[str]:
 
 
 @contextmanager
-def bridge_process(home: Path, *flags: str) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
-    """As `bridge`, yielding the URL and the process (its log goes to a file beside
-    `home`: a pipe nobody reads would stop a bridge that logs much)."""
-    port = free_port()
+def bridge_process(
+    home: Path, *flags: str, port: int | None = None
+) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """As `bridge` (on `port`, default a free one), yielding the URL and the process (its log
+    goes to a file beside `home`: a pipe nobody reads would stop a bridge that logs much)."""
+    port = port or free_port()
     log = home.with_name(f"{home.name}-bridge-{port}.log")
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "wb") as stderr:

@@ -351,12 +351,15 @@ class Composition:
                 _building.reset(token)
         return typing.cast(T, await asyncio.shield(future))
 
-    def instances(self) -> list[tuple[str, str, Any]]:
-        """(section, name, service) of every instance built so far."""
+    def instances(self) -> list[tuple[str, str, str, Any]]:
+        """(section, name, type tag, service) of every instance built so far."""
         return [
-            (section, name, future.result())
+            (section, name, kind.tag_of(self._config_for(kind, name)), future.result())
             for (section, name), future in self._built.items()
-            if future.done() and not future.cancelled() and future.exception() is None
+            if future.done()
+            and not future.cancelled()
+            and future.exception() is None
+            and (kind := self._kinds[section])
         ]
 
     def durable(self, kind: ServiceKind[Any], name: str = DEFAULT_INSTANCE) -> bool:

@@ -83,7 +83,8 @@ HTTP_SENT = Counter(
 )
 HTTP_IN_FLIGHT = Gauge("pytvix_http_requests_in_flight", "HTTP requests being handled.")
 
-SERVICE_LABELS = ("kind", "instance", "type")
+# `name`: the composition instance (Prometheus keeps `instance` for the scraped target)
+SERVICE_LABELS = ("kind", "name", "type")
 SERVICE_SECONDS = Histogram(
     "pytvix_service_operation_seconds",
     "Duration of calls to a service instance of the composition (blob, directory, "
@@ -116,38 +117,38 @@ CHUNKS = Counter(
 CACHE = Counter(
     "pytvix_cache_lookups",
     "Lookups of a near/far cache instance, `result` hit (answered from near) or miss.",
-    ("kind", "instance", "result"),
+    ("kind", "name", "result"),
 )
 
 FETCH = Counter(
     "pytvix_fetch_through_lookups",
     "Store path lookups of a fetch-through (nix+http) path info service, `result` hit "
     "(found upstream and ingested), miss (not upstream) or error.",
-    ("instance", "result"),
+    ("name", "result"),
 )
 FETCH_SECONDS = Histogram(
     "pytvix_fetch_through_upstream_seconds",
     "Duration of upstream requests of a fetch-through service: `what` narinfo, or nar (the "
     "download and ingestion of the whole NAR).",
-    ("instance", "what"),
+    ("name", "what"),
     buckets=LATENCY,
 )
 FETCH_BYTES = Counter(
     "pytvix_fetch_through_downloaded_bytes",
     "Bytes downloaded from the upstream cache (NAR files as sent).",
-    ("instance",),
+    ("name",),
 )
 
 STORE_OBJECTS = Gauge(
     "pytvix_store_objects",
     "Objects a service instance holds, as it counts them (`what`: blobs, chunks, "
     "directories, path infos ...), refreshed in the background.",
-    ("kind", "instance", "what"),
+    ("kind", "name", "what"),
 )
 STORE_BYTES = Gauge(
     "pytvix_store_bytes",
     "Bytes a service instance holds, as it counts them (`what`), refreshed in the background.",
-    ("kind", "instance", "what"),
+    ("kind", "name", "what"),
 )
 STORE_NAR_BYTES = Gauge(
     "pytvix_store_nar_bytes", "Sum of the NAR sizes of every store path (the default instance)."
@@ -155,7 +156,7 @@ STORE_NAR_BYTES = Gauge(
 STORE_DEDUP = Gauge(
     "pytvix_store_dedup_ratio",
     "NAR bytes of every store path over the bytes a blob service instance stores.",
-    ("instance",),
+    ("name",),
 )
 STORE_REFRESHED = Gauge(
     "pytvix_store_stats_refresh_timestamp_seconds",
