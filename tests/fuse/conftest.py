@@ -25,13 +25,17 @@ def require_fuse() -> None:
 
 @contextmanager
 def mounted(
-    home: Path, mountpoint: Path, *flags: str, env: dict[str, str] | None = None
+    home: Path,
+    mountpoint: Path,
+    *flags: str,
+    env: dict[str, str] | None = None,
+    global_flags: tuple[str, ...] = (),
 ) -> Iterator[subprocess.Popen[bytes]]:
-    """`tvix-store mount MOUNTPOINT FLAGS...` over the embedded store at `home`."""
+    """`tvix-store GLOBAL_FLAGS mount MOUNTPOINT FLAGS...` over the embedded store at `home`."""
     require_fuse()
     mountpoint.mkdir(parents=True, exist_ok=True)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "pytvix", "mount", str(mountpoint), *flags],
+        [sys.executable, "-m", "pytvix", *global_flags, "mount", str(mountpoint), *flags],
         cwd=ROOT,
         env={**os.environ, "TVIX_STORE_HOME": str(home), **(env or {})},
         stderr=subprocess.PIPE,

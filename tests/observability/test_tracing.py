@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.cli import tvix_store
+from tests.fuse.conftest import mounted
 from tests.narbridge.conftest import build, nix
 from tests.observability.otlp import Span, otlp_receiver
 from tests.observability.stack import running_stack
@@ -72,3 +74,41 @@ def test_nix_copy_is_one_trace_across_bridge_and_daemon(tmp_path: Path) -> None:
     # and the daemon's backend spans of the upload nest under its gRPC server spans
     put = next(s for s in spans if s.service == "tvix-store" and s.name == "pathinfo.put")
     assert by_id[put.parent_id].name == "tvix.store.v1.PathInfoService/Put"
+
+
+@pytest.mark.fuse
+def test_import_dump_and_mount_spans(tmp_path: Path) -> None:
+    """The CLI's import and dump are spans with the backend calls under them; a mount's FUSE
+    requests come in batch spans with the backend calls they made under them."""
+    tree = tmp_path / "tree"
+    (tree / "dir").mkdir(parents=True)
+    (tree / "dir" / "file").write_bytes(b"traced content\n")
+    home = tmp_path / "home"
+    with otlp_receiver() as receiver:
+        flags = ("--otlp=true", "--otlp-endpoint", receiver.url)
+        path = tvix_store(home, *flags, "import", str(tree), check=True, text=True)
+        store_path = path.stdout.strip()
+        dumped = tvix_store(home, *flags, "dump", store_path, check=True)
+        assert dumped.stdout.startswith(b"\r\x00\x00\x00\x00\x00\x00\x00nix-archive-1")
+        mountpoint = tmp_path / "mnt"
+        with mounted(home, mountpoint, global_flags=flags):
+            name = store_path.removeprefix("/nix/store/")
+            assert (mountpoint / name / "dir" / "file").read_bytes() == b"traced content\n"
+        spans = list(receiver.spans)
+    by_id = {s.span_id: s for s in spans}
+
+    def children(parent: Span) -> set[str]:
+        return {s.name for s in spans if s.parent_id == parent.span_id}
+
+    (imported,) = [s for s in spans if s.name == "store.import"]
+    assert {"directory.put_multiple_start", "pathinfo.put"} <= children(imported)
+    (rendered,) = [s for s in spans if s.name == "nar.render"]
+    assert rendered.trace_id != imported.trace_id
+    assert any(name.startswith(("blob.", "directory.")) for name in children(rendered))
+    batches = [s for s in spans if s.name == "FUSE request batch"]
+    assert batches
+    assert sum(int(s.attributes.get("fuse.lookup", 0)) for s in batches) >= 2
+    assert sum(int(s.attributes.get("fuse.read", 0)) for s in batches) >= 1
+    under_batches = {s.name for s in spans if by_id.get(s.parent_id) in batches}
+    assert "pathinfo.get" in under_batches
+    assert "blob.open_read" in under_batches

@@ -29,6 +29,7 @@ from pytvix.cli.common import (
 from pytvix.cli.narbridge import bridge_config, bridge_options
 from pytvix.cli.observability import MetricsSettings, metrics_options, on_bridge, serving_metrics
 from pytvix.cli.progress import human_bytes, progress_display
+from pytvix.observability import tracing_enabled
 from pytvix.store.composition import StoreServices, open_store_from_urls
 from pytvix.store.defaults import embedded_urls, legacy_blob_url, store_home, uses_legacy_layout
 from pytvix.store.listen import ListenAddressError
@@ -213,6 +214,10 @@ def mount(
             list_root=list_root,
             show_xattr=show_xattr,
         )
+        if tracing_enabled():
+            from pytvix.observability.fuse import trace_batches  # noqa: PLC0415
+
+            trace_batches(fs)
         try:
             await run_mount(fs, mountpoint, allow_other=allow_other, threads=threads)
         except RuntimeError as e:

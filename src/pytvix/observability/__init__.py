@@ -14,9 +14,10 @@ instance as it builds it (`on_build`).
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
+import functools
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 __all__ = [
     "NOOP_CACHE",
@@ -31,6 +32,7 @@ __all__ = [
     "on_build",
     "server_interceptors",
     "span",
+    "traced",
     "tracing_enabled",
 ]
 
@@ -162,3 +164,23 @@ def span(name: str, **attributes: Any) -> contextlib.AbstractContextManager[Any]
     from pytvix.observability import tracing  # noqa: PLC0415
 
     return tracing.current_span(name, attributes)
+
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def traced(name: str) -> Callable[[Callable[P, Awaitable[R]]], Callable[P, Awaitable[R]]]:
+    """Decorate a coroutine function with a span `name` around each call (tracing only)."""
+
+    def decorate(fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
+        @functools.wraps(fn)
+        async def call(*args: P.args, **kwargs: P.kwargs) -> R:
+            if not SWITCHES.tracing:
+                return await fn(*args, **kwargs)
+            with span(name):
+                return await fn(*args, **kwargs)
+
+        return call
+
+    return decorate

@@ -20,6 +20,7 @@ from pytvix.castore.ingest.fs import ingest_path
 from pytvix.castore.progress import Progress, no_progress
 from pytvix.nixcompat.nixhash import CAHash, HashAlgo, NixHash, NixHashError, parse_ca
 from pytvix.nixcompat.store_path import StorePath, StorePathError
+from pytvix.observability import traced
 from pytvix.store.composition import StoreServices
 from pytvix.store.content_address import ContentAddressError, verify_content_address
 from pytvix.store.import_ import StoreImportError
@@ -66,6 +67,7 @@ def _entry(item: dict[str, Any]) -> ClosureEntry:
     )
 
 
+@traced("store.copy")
 async def copy_closure(
     entries: Sequence[ClosureEntry],
     services: StoreServices,

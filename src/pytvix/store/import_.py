@@ -13,6 +13,7 @@ from pytvix.castore.nodes import Node
 from pytvix.castore.progress import Progress, no_progress
 from pytvix.nixcompat.nixhash import CANar, HashAlgo, NixHash
 from pytvix.nixcompat.store_path import StorePath, StorePathError, build_source_path
+from pytvix.observability import traced
 from pytvix.store.composition import StoreServices
 from pytvix.store.nar.hashing import NarHasher
 from pytvix.store.nar.ingest import ingest_nar
@@ -54,6 +55,7 @@ def source_path_info(name: str, node: Node, nar_size: int, nar_sha256: bytes) ->
     )
 
 
+@traced("store.import")
 async def import_path(
     path: str | os.PathLike[str],
     services: StoreServices,
@@ -76,6 +78,7 @@ async def import_path(
     return Imported(await services.path_info.put(info), stats)
 
 
+@traced("store.import_nar")
 async def import_nar(source: ByteSource, services: StoreServices, name: str) -> Imported:
     """Import a NAR stream as the `source` CA path named `name`."""
     try:

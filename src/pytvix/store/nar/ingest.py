@@ -23,6 +23,7 @@ from pytvix.castore.ingest.tree import (
     first_error,
 )
 from pytvix.castore.nodes import Node, SymlinkNode
+from pytvix.observability import traced
 from pytvix.store.nar.io import ByteSource
 from pytvix.store.nar.reader import NarDirectory, NarFile, NarReader, NarSymlink
 
@@ -30,6 +31,7 @@ SMALL_FILE = 1 << 20
 PIECE = 1 << 20
 
 
+@traced("nar.ingest")
 async def ingest_nar(
     source: ByteSource, blobs: BlobService, directories: DirectoryService
 ) -> tuple[Node, int, bytes]:

@@ -23,6 +23,7 @@ from pytvix.castore.fetch import (
     files_in_order,
 )
 from pytvix.castore.nodes import DirectoryNode, FileNode, Node, SymlinkNode
+from pytvix.observability import traced
 from pytvix.store.nar.errors import NarWriteError
 from pytvix.store.nar.io import ByteSink, HashingSink
 from pytvix.store.nar.writer import NarDirectoryWriter, NarNodeWriter, NarWriter
@@ -42,6 +43,7 @@ class RenderError(StorageError):
         return cls("not_found" if e.what == "blob" else "directory_not_found", str(e))
 
 
+@traced("nar.render")
 async def render_nar(
     sink: ByteSink,
     node: Node,
