@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import resource
 import sys
 from pathlib import Path
 
@@ -54,7 +55,7 @@ def main(argv: list[str]) -> int:
     defaults = {
         "-max_total_time": str(args.seconds),
         "-timeout": "10",
-        "-rss_limit_mb": "2048",
+        "-rss_limit_mb": str(RSS_LIMIT_MB + inherited_peak_rss_mb()),
         "-max_len": "8192",
         "-artifact_prefix": f"{work}/",
         "-print_final_stats": "1",
@@ -65,6 +66,16 @@ def main(argv: list[str]) -> int:
     atheris.Setup([sys.argv[0], *flags, *dirs, *inputs], target.test_one_input)
     atheris.Fuzz()
     return 0
+
+
+RSS_LIMIT_MB = 2048
+
+
+def inherited_peak_rss_mb() -> int:
+    """The peak RSS this process reports before fuzzing: Linux carries a parent's peak over
+    fork and exec, and libFuzzer's limit is on the peak (a fuzz run started from a large
+    process would otherwise be killed at once)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
 
 
 if __name__ == "__main__":

@@ -51,6 +51,14 @@ class CountingStore(ObjectStore):
         self.puts.append(key)
         self.inner.put(key, data)
 
+    def replace(self, key: str, data: Buffer | Parts) -> None:
+        self.puts.append(key)
+        self.inner.replace(key, data)
+
+    def copy(self, key: str, new_key: str) -> bool:
+        self.gets.append(key)
+        return self.inner.copy(key, new_key)
+
     def delete(self, key: str) -> None:
         self.inner.delete(key)
 

@@ -139,6 +139,9 @@ BUCKET_STREAMS = (
     "KV_{}-blobs",
     "KV_{}-directories",
     "KV_{}-pathinfo",
+    "KV_{}-reads",
+    "KV_{}-pins",
+    "KV_{}-locks",
     "OBJ_{}-large",
 )
 

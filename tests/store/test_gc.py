@@ -18,9 +18,7 @@ import pytest
 
 import pytvix
 from pytvix.castore import gc as castore_gc
-from pytvix.castore.blobservice import local as local_blobs
-from pytvix.castore.directoryservice import lmdb as lmdb_dirs
-from pytvix.store.gc import GcOptions, collect
+from pytvix.store.gc import GcOptions, GcReport, collect
 from pytvix.store.gc import collector as gc_collect
 from tests.cli import ROOT, tvix_store
 
@@ -161,13 +159,25 @@ def test_bad_arguments_are_clear_errors(tmp_path: Path) -> None:
     assert "cannot be garbage collected from here" in remote.stderr
 
 
-async def test_reimport_racing_gc_never_loses_data(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+def no_refresh_delay(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Writers refresh every object they find present (not only those older than
+    WRITE_REFRESH), so a test's short grace periods are longer than the refresh interval."""
+    monkeypatch.setattr(castore_gc, "WRITE_REFRESH", float(os.environ.get("GC_TEST_REFRESH", "0")))
+
+
+def racing_tree(root: Path) -> Path:
+    tree = make_tree(root / "tree", 5, shared_tree(root / "shared"))
+    for i in range(300):  # enough files that the import takes a while
+        (tree / "sub" / f"f{i}").write_bytes(random.Random(i).randbytes(2000 + 70 * i))
+    return tree
+
+
+async def race_reimport_with_gc(
+    store: pytvix.Store, tree: Path, monkeypatch: pytest.MonkeyPatch, rounds: int = 12
 ) -> None:
-    """Delete a path, then import the same tree again while a collection runs, many times:
+    """Delete a path, then import the same tree again while a collection runs, `rounds` times:
     whatever the interleaving, the import's path is complete (dedup hits refresh objects)."""
-    for module in (castore_gc, local_blobs, lmdb_dirs):
-        monkeypatch.setattr(module, "WRITE_REFRESH", float(os.environ.get("GC_TEST_REFRESH", "0")))
+    no_refresh_delay(monkeypatch)
     real_mark = gc_collect.mark
 
     async def slow_mark(*args: Any, **kwargs: Any) -> Any:
@@ -176,29 +186,36 @@ async def test_reimport_racing_gc_never_loses_data(
         return live
 
     monkeypatch.setattr(gc_collect, "mark", slow_mark)
-    tree = make_tree(tmp_path / "tree", 5, shared_tree(tmp_path / "shared"))
-    for i in range(300):  # enough files that the import takes a while
-        (tree / "sub" / f"f{i}").write_bytes(random.Random(i).randbytes(2000 + 70 * i))
     expected = nix_dump(tree)
-    store = await pytvix.open_store(home=tmp_path / "home")
-    try:
-        for attempt in range(12):
-            started = time.monotonic()
-            info = await store.import_path(tree)
-            took = time.monotonic() - started
-            path = info.store_path.to_absolute_path()
-            await asyncio.sleep(0.3)  # its objects are now older than the grace below
-            await store.path_info.delete(info.store_path.digest)  # type: ignore[attr-defined]
-            delay = random.Random(attempt).uniform(0, took)  # GC starts during the import
+    unreachable = 0  # rounds whose collection marked while the path was deleted
+    grace = 0.0
+    for attempt in range(rounds):
+        started = time.monotonic()
+        info = await store.import_path(tree)
+        took = time.monotonic() - started
+        # writes must finish within the grace period (README, "Garbage collection")
+        grace = max(grace, 0.2, 2 * took)
+        path = info.store_path.to_absolute_path()
+        await asyncio.sleep(grace + 0.1)  # its objects are now older than the grace period
+        await store.path_info.delete(info.store_path.digest)  # type: ignore[attr-defined]
+        delay = random.Random(attempt).uniform(0, took)  # GC starts during the import
 
-            async def gc_later(wait: float = delay) -> None:
-                await asyncio.sleep(wait)
-                await collect(store.services, GcOptions(grace=0.2))
+        async def gc_later(wait: float = delay, grace: float = grace) -> GcReport:
+            await asyncio.sleep(wait)
+            return await collect(store.services, GcOptions(grace=grace))
 
-            await asyncio.gather(store.import_path(tree), gc_later())
-            assert await store.dump(path) == expected, attempt
-    finally:
-        await store.close()
+        _, report = await asyncio.gather(store.import_path(tree), gc_later())
+        unreachable += report.roots == 0
+        assert await store.dump(path) == expected, attempt
+    assert unreachable > 0  # only the writers' refreshes kept the tree then
+
+
+async def test_reimport_racing_gc_never_loses_data(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tree = racing_tree(tmp_path)
+    async with await pytvix.open_store(home=tmp_path / "home") as store:
+        await race_reimport_with_gc(store, tree, monkeypatch)
 
 
 def test_gc_while_another_process_imports(tmp_path: Path) -> None:

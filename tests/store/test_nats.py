@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
+import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -30,7 +31,7 @@ from pytvix.castore.digests import B3Digest
 from pytvix.castore.directory import Directory
 from pytvix.castore.directoryservice import put_closure
 from pytvix.castore.directoryservice.nats import NatsDirectoryService
-from pytvix.castore.drivers.nats import KvBucket
+from pytvix.castore.drivers.nats_kv import KvBucket, KvLease, LeaseHeld
 from pytvix.castore.errors import StorageError
 from pytvix.castore.nodes import DirectoryNode, FileNode
 from pytvix.castore.progress import no_progress
@@ -447,15 +448,18 @@ async def test_server_stopped_mid_write(
                 if counts[kind] == nth:
                     server.stop()
 
-        async def create_hook(self: KvBucket, key: str, value: bytes) -> bool:
+        async def create_hook(
+            self: KvBucket, key: str, value: bytes, refresh_after: float | None = None
+        ) -> bool:
             if self.name.endswith("-chunks"):
                 maybe_stop("blob", 2)
             elif self.name.endswith("-directories"):
                 maybe_stop("closure-root", 2)  # after the leaf, before the root
-            return await create(self, key, value)
+            return await create(self, key, value, refresh_after)
 
         async def put_hook(self: KvBucket, key: str, value: bytes) -> None:
-            maybe_stop("path-info", 1)
+            if self.name.endswith("-pathinfo"):
+                maybe_stop("path-info", 1)
             await put(self, key, value)
 
         monkeypatch.setattr(KvBucket, "create", create_hook)
@@ -503,3 +507,99 @@ async def test_server_killed_during_large_blob_write(server: NatsServer, prefix:
         assert await read_blob(services.blob, digest) == data
     finally:
         await services.close()
+
+
+# --- garbage collection ---------------------------------------------------------------------
+
+
+async def stream_state(js: Any, stream: str) -> tuple[int, int]:
+    info = await js.stream_info(stream)
+    return info.state.messages, info.state.bytes
+
+
+async def test_gc_deletes_large_values_with_their_objects(
+    server: NatsServer, prefix: str, raw_js: Any
+) -> None:
+    """A large directory's object goes with its message; an overwritten large path info's
+    object goes at once."""
+    directories = await from_addr(DIRECTORY_SERVICES, f"{server.url}?bucket_prefix={prefix}")
+    path_infos = await from_addr(PATHINFO_SERVICES, f"{server.url}?bucket_prefix={prefix}")
+    assert isinstance(directories, NatsDirectoryService)
+    try:
+        digest = B3Digest(bytes(32))
+        big = Directory([(f"f{i:06}".encode(), FileNode(digest, i, False)) for i in range(30_000)])
+        await put_closure(directories, [big])
+        large_stream = f"OBJ_{prefix}-large"
+        _, stored = await stream_state(raw_js, large_stream)
+        assert stored > 1 << 20
+        objects = [o async for o in directories.gc_objects()]
+        assert [o.digest for o in objects] == [big.digest()]
+        assert objects[0].size < 100  # the marker message; the value is in the object store
+        assert await directories.gc_delete(objects, time.time() + 1) == objects
+        assert await directories.get(big.digest()) is None
+        _, stored = await stream_state(raw_js, large_stream)
+        assert stored < 4096  # only the object store's delete marker is left
+
+        refs = tuple(StorePath(i.to_bytes(20, "big"), f"ref-{i:05}") for i in range(20_000))
+        await path_infos.put(replace(PATH_INFO, references=refs))
+        assert (await stream_state(raw_js, large_stream))[1] > 1 << 20
+        await path_infos.put(PATH_INFO)  # small now: the large value's object is removed
+        assert (await stream_state(raw_js, large_stream))[1] < 8192
+        assert await path_infos.get(PATH_INFO.store_path.digest) == PATH_INFO
+    finally:
+        await directories.close()
+        await path_infos.close()
+
+
+async def test_present_values_are_rewritten_only_when_stale(
+    server: NatsServer, prefix: str
+) -> None:
+    """A create finding its value present stores it again (a new message for GC to see) only
+    when the present one is older than the refresh interval."""
+    directories = await from_addr(DIRECTORY_SERVICES, f"{server.url}?bucket_prefix={prefix}")
+    assert isinstance(directories, NatsDirectoryService)
+    kv = directories.kv
+    try:
+        key, value = DIRECTORY_A.digest().hex(), DIRECTORY_A.encode()
+        assert await kv.create(key, value, refresh_after=3600)
+        [first] = [e async for e in kv.entries()]
+        assert not await kv.create(key, value, refresh_after=3600)
+        assert [e async for e in kv.entries()] == [first]
+        assert not await kv.create(key, value, refresh_after=0)
+        [second] = [e async for e in kv.entries()]
+        assert second.seq > first.seq
+        assert second.written >= first.written
+        assert await kv.get(key) == value
+        # a collector that listed the first message deletes nothing: it was replaced
+        assert await kv.delete_entries([first]) == []
+        assert await kv.get(key) == value
+        assert await kv.delete_entries([second]) == [second]
+        assert await kv.get(key) is None
+        assert await kv.create(key, value, refresh_after=3600)  # written again: back whole
+        assert await directories.get(DIRECTORY_A.digest()) == DIRECTORY_A
+    finally:
+        await directories.close()
+
+
+async def test_gc_lock_is_a_lease_a_dead_holder_loses(server: NatsServer, prefix: str) -> None:
+    path_infos = await from_addr(PATHINFO_SERVICES, f"{server.url}?bucket_prefix={prefix}")
+    assert isinstance(path_infos, NatsPathInfoService)
+    lease = KvLease(path_infos.lock.bucket, "gc", ttl=1.0)
+    try:
+        async with lease.hold("first"):
+            await asyncio.sleep(1.6)  # renewed meanwhile: still held
+            with pytest.raises(LeaseHeld, match="first"):
+                async with lease.hold("second"):
+                    pass
+        async with lease.hold("after release"):
+            pass
+        # a holder that dies without releasing: taken once it was not renewed for ttl
+        await path_infos.conn.call("take", lambda js: lease._take(js, b"dead"))
+        with pytest.raises(LeaseHeld, match="dead"):
+            async with lease.hold("waiting"):
+                pass
+        await asyncio.sleep(1.2)
+        async with lease.hold("taker"):
+            pass
+    finally:
+        await path_infos.close()

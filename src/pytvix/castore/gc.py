@@ -19,7 +19,19 @@ from pytvix.castore.digests import B3Digest
 
 WRITE_REFRESH = 600.0
 """Seconds after which a writer finding an object present refreshes its written time (so an
-object a writer relies on is never older than this); GC's grace period must exceed it."""
+object a writer relies on is never older than this); GC's grace period must exceed it. The
+CLI sets it from PYTVIX_WRITE_REFRESH (`set_write_refresh`)."""
+
+
+def write_refresh() -> float:
+    return WRITE_REFRESH
+
+
+def set_write_refresh(seconds: float) -> None:
+    global WRITE_REFRESH
+    if not seconds >= 0:
+        raise ValueError(f"the write refresh interval must be a number of seconds >= 0: {seconds}")
+    WRITE_REFRESH = float(seconds)
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +44,7 @@ class StoredObject:
     size: int  # bytes it takes in storage
     written: float  # seconds since the epoch it was last written
     key: str = ""  # where it is, for kinds without a digest
+    version: int = 0  # which write of it this is, where the backend tells (a stream sequence)
 
 
 @runtime_checkable

@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from pytvix.castore.gc import WRITE_REFRESH
+from pytvix.castore.gc import write_refresh
 from pytvix.cli.app import cli
 from pytvix.cli.common import ServiceAddrs, error_line, run_async, service_options, with_store
 from pytvix.cli.observability import gc_report_path
@@ -176,9 +176,9 @@ def gc(
     path infos are dropped first (never pinned closures, never paths a kept path refers to).
     One collection at a time per store.
     """
-    if grace < 2 * WRITE_REFRESH:
+    if grace < 2 * write_refresh():
         click.echo(
-            f"warning: a grace period under {2 * WRITE_REFRESH:.0f}s is only safe when nothing "
+            f"warning: a grace period under {2 * write_refresh():.0f}s is only safe when nothing "
             "writes to the store meanwhile",
             err=True,
         )

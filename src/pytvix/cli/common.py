@@ -15,6 +15,7 @@ import click
 from pytvix.castore import workers
 from pytvix.castore.composition import ConfigError
 from pytvix.castore.errors import CastoreError
+from pytvix.castore.gc import set_write_refresh
 from pytvix.cli.observability import tracing_options
 from pytvix.observability.logs import configure as configure_logs
 from pytvix.store.composition import StoreServices, open_store_from_toml, open_store_from_urls
@@ -73,8 +74,10 @@ def service_options(f: F) -> F:
     return f
 
 
-def configure_workers_from_environment() -> None:
-    """Worker pool sizes from PYTVIX_WORKER_THREADS, PYTVIX_IO_THREADS, PYTVIX_CPU_THREADS."""
+def configure_from_environment() -> None:
+    """Process settings from the environment: worker pool sizes (PYTVIX_WORKER_THREADS,
+    PYTVIX_IO_THREADS, PYTVIX_CPU_THREADS) and how often writers refresh objects they find
+    present for garbage collection (PYTVIX_WRITE_REFRESH, seconds)."""
 
     def number(name: str) -> int | None:
         value = os.environ.get(name, "").strip()
@@ -89,6 +92,14 @@ def configure_workers_from_environment() -> None:
         io=number("PYTVIX_IO_THREADS"),
         cpu=number("PYTVIX_CPU_THREADS"),
     )
+    refresh = os.environ.get("PYTVIX_WRITE_REFRESH", "").strip()
+    if refresh:
+        try:
+            set_write_refresh(float(refresh))
+        except ValueError:
+            raise SystemExit(
+                f"Error: PYTVIX_WRITE_REFRESH must be a number of seconds, got {refresh!r}"
+            ) from None
 
 
 def setup_logging(level: str, fmt: str = "text") -> None:

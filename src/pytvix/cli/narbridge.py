@@ -16,7 +16,7 @@ from pytvix.castore.composition import ConfigError
 from pytvix.castore.readahead import set_limit as set_readahead_limit
 from pytvix.cli.common import (
     ServiceAddrs,
-    configure_workers_from_environment,
+    configure_from_environment,
     global_options,
     run_async,
     service_options,
@@ -227,5 +227,5 @@ def cli(
 
 def main() -> None:
     tune_allocator_for_server()
-    configure_workers_from_environment()
+    configure_from_environment()
     cli(prog_name="nar-bridge")

@@ -5,12 +5,12 @@ from __future__ import annotations
 from pytvix.allocator import tune_allocator
 from pytvix.cli import cmd_admin, cmd_gc, cmd_inspect, cmd_paths
 from pytvix.cli.app import cli
-from pytvix.cli.common import configure_workers_from_environment
+from pytvix.cli.common import configure_from_environment
 
 COMMAND_MODULES = (cmd_admin, cmd_gc, cmd_inspect, cmd_paths)
 
 
 def main() -> None:
     tune_allocator()
-    configure_workers_from_environment()
+    configure_from_environment()
     cli(prog_name="tvix-store")

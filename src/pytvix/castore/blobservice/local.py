@@ -52,7 +52,7 @@ from pytvix.castore.drivers.blob_files import BlobFiles, discard
 from pytvix.castore.drivers.lmdb import LmdbEnv
 from pytvix.castore.drivers.objectstore import parse_bool
 from pytvix.castore.errors import StorageError
-from pytvix.castore.gc import WRITE_REFRESH, StoredObject
+from pytvix.castore.gc import StoredObject, write_refresh
 from pytvix.castore.progress import Progress
 from pytvix.castore.scrub import ScrubReport
 from pytvix.castore.workers import cpu_pool, run, run_on
@@ -306,7 +306,7 @@ class LocalBlobService(BlobService):
                 continue
             else:
                 new = False
-            if new or self._written_at(txn, row.digest) < now - WRITE_REFRESH:
+            if new or self._written_at(txn, row.digest) < now - write_refresh():
                 txn.put(row.digest, stamp, db=self._written)
             fresh.append(new)
         return fresh

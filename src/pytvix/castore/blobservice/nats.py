@@ -1,6 +1,6 @@
 """BlobService on NATS JetStream (`nats://host:port?bucket_prefix=pytvix`).
 
-Layout (two KV buckets; see `pytvix.castore.drivers.nats` for connections and large values):
+Layout (two KV buckets; see `pytvix.castore.drivers.nats_kv` for buckets and large values):
 - `<prefix>-chunks`: key hex(chunk digest) -> zstd frame of the chunk. Content-addressed, so
   chunks are shared by all blobs containing them.
 - `<prefix>-blobs`: key hex(blob digest) -> serialized StatBlobResponse listing the chunks
@@ -11,22 +11,26 @@ Layout (two KV buckets; see `pytvix.castore.drivers.nats` for connections and la
 
 Chunks are cut with the same FastCDC chunker as the object store backend, hashed and
 compressed on the worker pool and created only if absent (a create of a present chunk is
-rejected by the server: nothing is rewritten, and `new_bytes` counts what was stored). The
+rejected by the server: nothing is rewritten, unless its message is older than
+castore.gc.WRITE_REFRESH, and `new_bytes` counts what was stored). The
 blob index is created last, after every chunk was acknowledged, so no index points at missing
 chunks; a failed write leaves at most unreferenced chunks. Every chunk read is decompressed
 and verified against its digest (and the size the index records) before use; corrupt data is
 a StorageError. Seekable reads fetch only the chunks they touch (ChunkedBlobReader).
 
 Chunks are one message each (a JetStream object store object would be 128 KiB messages behind
-a per-read consumer, about 3x slower here); a value above the server's max_payload (only with
+a per-read consumer, several times slower); a value above the server's max_payload (only with
 avg_chunk_size near 512 KiB or above, or an index of more than ~25k chunks) goes to the
 `<prefix>-large` object store.
+
+Garbage collection lists both buckets' messages (headers only) and deletes the unreachable
+ones by stream sequence, indexes before chunks.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Iterable, Sequence
 from dataclasses import dataclass
 from functools import partial
 
@@ -49,14 +53,10 @@ from pytvix.castore.blobservice.chunking import DEFAULT_AVG_CHUNK_SIZE, StreamCh
 from pytvix.castore.blobservice.outboards import OutboardCache
 from pytvix.castore.composition import Composition, ConfigError, ServiceConfig
 from pytvix.castore.digests import EMPTY_BLOB_DIGEST, B3Digest
-from pytvix.castore.drivers.nats import (
-    KvBucket,
-    LargeValues,
-    NatsConnection,
-    NatsSettings,
-    gather_limited,
-)
+from pytvix.castore.drivers.nats import NatsConnection, NatsSettings, gather_limited
+from pytvix.castore.drivers.nats_kv import KvBucket, LargeValues
 from pytvix.castore.errors import StorageError
+from pytvix.castore.gc import StoredObject, write_refresh
 from pytvix.castore.progress import Progress
 from pytvix.castore.scrub import ScrubReport
 from pytvix.castore.workers import run
@@ -177,13 +177,14 @@ class NatsBlobService(BlobService):
         """Hash and compress one chunk (worker pool), create it unless present; returns it
         and whether it was new."""
         digest, frame = await run(_compress, chunk)
-        return ChunkMeta(digest, len(chunk)), await self.chunk_kv.create(digest.hex(), frame)
+        new = await self.chunk_kv.create(digest.hex(), frame, write_refresh())
+        return ChunkMeta(digest, len(chunk)), new
 
     async def commit_index(self, digest: B3Digest, chunks: list[ChunkMeta], pairs: bytes) -> None:
         """Create the blob index (with its outboard), after all its chunks are stored."""
         chunked = len(chunks) > 1
         index = encode_index(chunks if chunked else [], pairs if chunked else b"")
-        await self.blob_kv.create(digest.hex(), index)
+        await self.blob_kv.create(digest.hex(), index, write_refresh())
 
     async def store_whole_blob(self, data: bytes) -> tuple[B3Digest, int]:
         """Store a blob held in memory; returns its digest and how many bytes were new."""
@@ -253,6 +254,30 @@ class NatsBlobService(BlobService):
                 progress("bytes", len(data))
         if hasher.digest() != digest:
             raise StorageError("its chunks do not hash to the blob digest")
+
+    # --- garbage collection (castore.gc.Collectable) -------------------------------------
+
+    async def gc_objects(self) -> AsyncIterator[StoredObject]:
+        async for obj in self.blob_kv.gc_objects("blob"):
+            yield obj
+        async for obj in self.chunk_kv.gc_objects("chunk"):
+            yield obj
+
+    async def gc_expand(self, live: set[B3Digest]) -> Iterable[B3Digest]:
+        """The chunks of live chunked blobs (every index is read once)."""
+        chunks: set[B3Digest] = set()
+        async for key, index in self.blob_kv.items():
+            digest = B3Digest.from_hex(key)
+            if digest in live:
+                chunks.update(c.digest for c in decode_index(digest, index))
+        return chunks
+
+    async def gc_delete(
+        self, objects: Sequence[StoredObject], written_before: float
+    ) -> list[StoredObject]:
+        # indexes first: a blob never points at chunks deleted before it
+        deleted = await self.blob_kv.gc_delete(objects, written_before)
+        return deleted + await self.chunk_kv.gc_delete(objects, written_before)
 
     async def describe(self) -> dict[str, str | int]:
         blobs, index_bytes = await self.blob_kv.stats()

@@ -16,6 +16,7 @@ Every chunk read is decompressed and verified against its digest before use.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Iterable, Sequence
@@ -50,15 +51,20 @@ from pytvix.castore.drivers.objectstore import (
     parse_bool,
 )
 from pytvix.castore.errors import StorageError
-from pytvix.castore.gc import WRITE_REFRESH, StoredObject
+from pytvix.castore.gc import StoredObject, write_refresh
 from pytvix.castore.object_layout import (
     BLOBS_PREFIX,
     CHUNKS_PREFIX,
+    TRASHED_BLOB,
     blob_key,
     chunk_key,
     count_objects,
     delete_unwritten,
     digest_from_key,
+    get_restoring,
+    restore,
+    trash_key,
+    trashed_objects,
 )
 from pytvix.castore.progress import Progress
 from pytvix.castore.scrub import ScrubReport
@@ -99,13 +105,30 @@ class ObjectStoreBlobService(BlobService):
     async def has(self, digest: B3Digest) -> bool:
         if digest == EMPTY_BLOB_DIGEST:
             return True
+        return await self._has(digest) or (await self._restore(digest) and await self._has(digest))
+
+    async def _has(self, digest: B3Digest) -> bool:
         return await self.store.aexists(blob_key(digest)) or await self.store.aexists(
             chunk_key(digest)
         )
 
+    async def _restore(self, digest: B3Digest) -> bool:
+        """Put a blob a collection moved to the trash back (object_layout); whether it was."""
+        return await run_on(self.store.executor, self._restore_blob, digest)
+
+    def _restore_blob(self, digest: B3Digest) -> bool:
+        index = restore(self.store, blob_key(digest))
+        return restore(self.store, chunk_key(digest)) or index
+
     async def chunks(self, digest: B3Digest) -> list[ChunkMeta] | None:
         if digest == EMPTY_BLOB_DIGEST:
             return []
+        found = await self._chunks(digest)
+        if found is None and await self._restore(digest):
+            found = await self._chunks(digest)
+        return found
+
+    async def _chunks(self, digest: B3Digest) -> list[ChunkMeta] | None:
         index = await self.store.aget(blob_key(digest))
         if index is not None:
             return decode_index(digest, index)
@@ -114,6 +137,12 @@ class ObjectStoreBlobService(BlobService):
     async def open_read(self, digest: B3Digest) -> BlobReader | None:
         if digest == EMPTY_BLOB_DIGEST:
             return BytesBlobReader(b"")
+        reader = await self._open_read(digest)
+        if reader is None and await self._restore(digest):
+            reader = await self._open_read(digest)
+        return reader
+
+    async def _open_read(self, digest: B3Digest) -> BlobReader | None:
         # A chunk under the blob's own digest is the whole blob (single-chunk blobs, or a
         # chunk read by its digest); only otherwise is the index needed (as upstream).
         data = await self._load_chunk(digest, None)
@@ -123,8 +152,9 @@ class ObjectStoreBlobService(BlobService):
         if index is None:
             return None
         chunks = decode_index(digest, index)
-        if not chunks:
-            raise StorageError(f"blob {digest} is indexed as one chunk, but the chunk is missing")
+        if not chunks:  # the chunk under the blob's digest is missing: in the trash?
+            data = await run_on(self.store.executor, self._single_chunk, digest)
+            return BytesBlobReader(data)
         readahead = REMOTE_READAHEAD if self.store.remote else DEFAULT_READAHEAD
         return ChunkedBlobReader(chunks, self._fetch_chunk, readahead)
 
@@ -148,14 +178,23 @@ class ObjectStoreBlobService(BlobService):
         """A blob's bytes (at most limit + 1 of them), verified (blocking; worker threads)."""
         if digest == EMPTY_BLOB_DIGEST:
             return b""
-        data = self.read_chunk(digest, None)
+        data = self._read_whole_blob(digest, limit)
+        if data is None and self._restore_blob(digest):
+            data = self._read_whole_blob(digest, limit)
+        return data
+
+    def _read_whole_blob(self, digest: B3Digest, limit: int) -> bytes | None:
+        data = self._decode(digest, self.store.get(chunk_key(digest)), None)
         if data is not None:
             return data
         index = self.store.get(blob_key(digest))
         if index is None:
             return None
+        chunks = decode_index(digest, index)
+        if not chunks:
+            return self._single_chunk(digest)
         parts, total = [], 0
-        for chunk in decode_index(digest, index):
+        for chunk in chunks:
             part = self.read_chunk(chunk.digest, chunk.size)
             if part is None:
                 raise StorageError(f"chunk {chunk.digest} of blob {digest} is missing")
@@ -165,12 +204,21 @@ class ObjectStoreBlobService(BlobService):
                 break
         return b"".join(parts)[: limit + 1]
 
+    def _single_chunk(self, digest: B3Digest) -> bytes:
+        """The chunk under the digest of a blob indexed as that one chunk (blocking)."""
+        data = self.read_chunk(digest, None)
+        if data is None:
+            raise StorageError(f"blob {digest} is indexed as one chunk, but the chunk is missing")
+        return data
+
     async def read_many(self, digests: Sequence[B3Digest], limit: int) -> list[bytes | None]:
         """All blobs in one worker job."""
         return await run(lambda: [self.read_whole_blob(d, limit) for d in digests])
 
     async def _fetch_chunk(self, chunk: ChunkMeta) -> bytes:
         data = await self._load_chunk(chunk.digest, chunk.size)
+        if data is None:
+            data = await run_on(self.store.executor, self.read_chunk, chunk.digest, chunk.size)
         if data is None:
             raise StorageError(f"chunk {chunk.digest} is missing from {self.store.url}")
         return data
@@ -180,14 +228,17 @@ class ObjectStoreBlobService(BlobService):
         thread hand-off costs more than the read (`perf` of a FUSE mount serving `cat` and
         sequential reads: a third of its CPU time in thread switches); else on the store's
         pool."""
-        compressed = self.store.get_cached(chunk_key(digest), INLINE_READ_MAX)
+        key = chunk_key(digest)
+        compressed = self.store.get_cached(key, INLINE_READ_MAX)
         if compressed is NOT_CACHED:
-            return await run_on(self.store.executor, self.read_chunk, digest, expected_size)
+            compressed = await run_on(self.store.executor, self.store.get, key)
         return self._decode(digest, compressed, expected_size)
 
     def read_chunk(self, digest: B3Digest, expected_size: int | None) -> bytes | None:
-        """Fetch, decompress and verify one chunk (blocking; worker threads)."""
-        return self._decode(digest, self.store.get(chunk_key(digest)), expected_size)
+        """Fetch, decompress and verify one chunk, restored from the trash if it is there
+        (blocking; worker threads)."""
+        compressed = get_restoring(self.store, chunk_key(digest))
+        return self._decode(digest, compressed, expected_size)
 
     def _decode(
         self, digest: B3Digest, compressed: Buffer | None, expected_size: int | None
@@ -249,11 +300,11 @@ class ObjectStoreBlobService(BlobService):
             modified = self.store.modified(key)
             new = modified is None
             if _stale(modified):
-                self.store.put(key, encode_chunk(chunk))
+                self.store.replace(key, encode_chunk(chunk))
         else:
             new = self.store.create(key, encode_chunk(chunk))
             if not new and _stale(self.store.modified(key)):
-                self.store.put(key, encode_chunk(chunk))
+                self.store.replace(key, encode_chunk(chunk))
         self._dedup.record(present=not new)
         return new
 
@@ -308,19 +359,26 @@ class ObjectStoreBlobService(BlobService):
                 digest = digest_from_key(meta.key, prefix)
                 if digest is not None:
                     yield StoredObject(kind, digest, meta.size, meta.modified, meta.key)
+        trashed = trashed_objects(self.store, (BLOBS_PREFIX, CHUNKS_PREFIX), TRASHED_BLOB)
+        while batch := await run_on(self.store.executor, list, itertools.islice(trashed, 1000)):
+            for obj in batch:
+                yield obj
 
     async def gc_expand(self, live: set[B3Digest]) -> Iterable[B3Digest]:
         """The chunks of live chunked blobs (their indexes are read)."""
         return await run_on(self.store.executor, self._live_chunks, live)
 
     def _live_chunks(self, live: set[B3Digest]) -> set[B3Digest]:
+        """The chunks of live blobs' indexes, those in the trash too (a blob a writer relied
+        on while it was moved there is restored on its next read)."""
         chunks: set[B3Digest] = set()
-        for meta in self.store.list(BLOBS_PREFIX):
-            digest = digest_from_key(meta.key, BLOBS_PREFIX)
-            if digest is not None and digest in live:
-                index = self.store.get(meta.key)
-                if index is not None:
-                    chunks.update(c.digest for c in decode_index(digest, index))
+        for prefix in (BLOBS_PREFIX, trash_key(BLOBS_PREFIX)):
+            for meta in self.store.list(prefix):
+                digest = digest_from_key(meta.key, prefix)
+                if digest is not None and digest in live:
+                    index = self.store.get(meta.key)
+                    if index is not None:
+                        chunks.update(c.digest for c in decode_index(digest, index))
         return chunks
 
     async def gc_delete(
@@ -346,7 +404,7 @@ class ObjectStoreBlobService(BlobService):
         for digest, chunks, pairs in missing:
             chunked = len(chunks) > 1
             index = encode_index(chunks if chunked else [], pairs if chunked else b"")
-            self.store.put(blob_key(digest), index)
+            self.store.replace(blob_key(digest), index)
         if self.fsync:
             self.store.sync()
 
@@ -358,7 +416,7 @@ IndexEntry = tuple[B3Digest, list[ChunkMeta], bytes]
 def _stale(modified: float | None) -> bool:
     """Whether an object must be written (again): absent, or written before GC's refresh
     interval (castore.gc.WRITE_REFRESH)."""
-    return modified is None or modified < time.time() - WRITE_REFRESH
+    return modified is None or modified < time.time() - write_refresh()
 
 
 class DedupRate:

@@ -20,7 +20,7 @@ from pytvix.castore.directoryservice import ClosureStore, DirectoryService
 from pytvix.castore.directoryservice.codec import DirectoryScrub, decode_verified
 from pytvix.castore.directoryservice.traverse import EncodedClosureWalk
 from pytvix.castore.drivers.lmdb import LmdbConfig, LmdbEnv
-from pytvix.castore.gc import WRITE_REFRESH, StoredObject
+from pytvix.castore.gc import StoredObject, write_refresh
 from pytvix.castore.progress import Progress
 from pytvix.castore.proto import decode_directory
 from pytvix.castore.scrub import ScrubReport
@@ -54,7 +54,7 @@ class LmdbDirectoryService(ClosureStore):
             stamp = _TIME.pack(now)
             for key, value in rows:
                 new = txn.put(key, value, db=self._db, overwrite=False)
-                if new or self._written_at(txn, key) < now - WRITE_REFRESH:
+                if new or self._written_at(txn, key) < now - write_refresh():
                     txn.put(key, stamp, db=self._written)
 
         await self.env.awrite(write)

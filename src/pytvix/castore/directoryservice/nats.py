@@ -2,13 +2,14 @@
 
 KV bucket `<prefix>-directories`: key hex(digest) -> canonical Directory bytes, verified
 (digest and validity) on every read. A directory larger than one message goes to the
-`<prefix>-large` object store (see `pytvix.castore.drivers.nats`).
+`<prefix>-large` object store (see `pytvix.castore.drivers.nats_kv`).
 
 Closures are validated by the putter, then written leaves first: a directory is created only
 after all its subdirectories are acknowledged (directories of one depth level concurrently),
 so no reader ever sees a directory whose children are missing, even mid-write. A write that
 fails part-way leaves some complete sub-closures without their parent: unreferenced and
-harmless (a later upload of the closure skips them, creates never rewrite). Reads of a closure
+harmless (a later upload of the closure skips them; creates rewrite a present directory only
+when its message is older than castore.gc.WRITE_REFRESH, for garbage collection). Reads of a closure
 fetch a window of directories ahead, breadth first.
 """
 
@@ -16,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass
 from functools import partial
 
@@ -26,11 +27,9 @@ from pytvix.castore.directory import Directory
 from pytvix.castore.directoryservice import ClosureStore, DirectoryService
 from pytvix.castore.directoryservice.codec import DirectoryScrub, decode_verified
 from pytvix.castore.directoryservice.traverse import EncodedClosureWalk
-from pytvix.castore.drivers.nats import (
-    NatsKvService,
-    NatsSettings,
-    gather_limited,
-)
+from pytvix.castore.drivers.nats import NatsSettings, gather_limited
+from pytvix.castore.drivers.nats_kv import NatsKvService
+from pytvix.castore.gc import StoredObject, write_refresh
 from pytvix.castore.progress import Progress
 from pytvix.castore.proto import decode_directory
 from pytvix.castore.scrub import ScrubReport
@@ -65,7 +64,8 @@ class NatsDirectoryService(NatsKvService, ClosureStore):
             by_level[level].append((digest.hex(), directory.encode()))
         for rows in by_level:
             await gather_limited(
-                [partial(self.kv.create, k, v) for k, v in rows], WRITE_CONCURRENCY
+                [partial(self.kv.create, k, v, write_refresh()) for k, v in rows],
+                WRITE_CONCURRENCY,
             )
 
     async def get_recursive(self, root: B3Digest) -> AsyncIterator[Directory]:
@@ -94,6 +94,19 @@ class NatsDirectoryService(NatsKvService, ClosureStore):
         finally:
             for _, task in window:
                 task.cancel()
+
+    # --- garbage collection (castore.gc.Collectable) -------------------------------------
+
+    def gc_objects(self) -> AsyncIterator[StoredObject]:
+        return self.kv.gc_objects("directory")
+
+    async def gc_expand(self, live: set[B3Digest]) -> Iterable[B3Digest]:
+        return ()
+
+    async def gc_delete(
+        self, objects: Sequence[StoredObject], written_before: float
+    ) -> list[StoredObject]:
+        return await self.kv.gc_delete(objects, written_before)
 
     # --- maintenance -----------------------------------------------------------------------
 

@@ -27,8 +27,15 @@ from pytvix.castore.directoryservice.codec import decode_verified
 from pytvix.castore.directoryservice.graph import ClosureError, RootToLeavesValidator
 from pytvix.castore.drivers.objectstore import ObjectStore, object_store_url, open_object_store
 from pytvix.castore.errors import DirectoryError, StorageError
-from pytvix.castore.gc import WRITE_REFRESH, StoredObject
-from pytvix.castore.object_layout import count_objects, delete_unwritten, digest_from_key
+from pytvix.castore.gc import StoredObject, write_refresh
+from pytvix.castore.object_layout import (
+    TRASHED_DIRECTORY,
+    count_objects,
+    delete_unwritten,
+    digest_from_key,
+    get_restoring,
+    trashed_objects,
+)
 from pytvix.castore.progress import Progress
 from pytvix.castore.proto import decode_directory
 from pytvix.castore.scrub import ScrubReport
@@ -93,8 +100,15 @@ class ObjectStoreDirectoryService(ClosureStore):
     def __init__(self, store: ObjectStore) -> None:
         self.store = store
 
+    async def _get_closure(self, key: str) -> Buffer | None:
+        """The closure object, restored from the trash if a collection moved it there."""
+        data = await self.store.aget(key)
+        if data is None:
+            data = await run_on(self.store.executor, get_restoring, self.store, key)
+        return data
+
     async def get(self, digest: B3Digest) -> Directory | None:
-        data = await self.store.aget(dirs_key(digest))
+        data = await self._get_closure(dirs_key(digest))
         if data is None:
             return None
         for frame in iter_frames(data, f"{self.store.url} {dirs_key(digest)}"):
@@ -103,7 +117,7 @@ class ObjectStoreDirectoryService(ClosureStore):
 
     async def get_recursive(self, root: B3Digest) -> AsyncIterator[Directory]:
         key = dirs_key(root)
-        data = await self.store.aget(key)
+        data = await self._get_closure(key)
         if data is None:
             return
         for directory in await run(self._decode_closure, root, data, f"{self.store.url} {key}"):
@@ -155,10 +169,10 @@ class ObjectStoreDirectoryService(ClosureStore):
         one is written again: garbage collection must see it was needed, castore.gc)."""
         key = dirs_key(closure[-1].digest())
         modified = await run_on(self.store.executor, self.store.modified, key)
-        if modified is not None and modified >= time.time() - WRITE_REFRESH:
+        if modified is not None and modified >= time.time() - write_refresh():
             return
         data = await run(encode_closure, root_to_leaves(closure))
-        await self.store.aput(key, data)
+        await run_on(self.store.executor, self.store.replace, key, data)
 
     # --- garbage collection (castore.gc.Collectable) -------------------------------------
 
@@ -167,6 +181,9 @@ class ObjectStoreDirectoryService(ClosureStore):
             digest = digest_from_key(meta.key, DIRS_PREFIX)
             if digest is not None:
                 yield StoredObject("directory", digest, meta.size, meta.modified, meta.key)
+        trashed = trashed_objects(self.store, (DIRS_PREFIX,), TRASHED_DIRECTORY)
+        for obj in await run_on(self.store.executor, list, trashed):
+            yield obj
 
     async def gc_expand(self, live: set[B3Digest]) -> Iterable[B3Digest]:
         return ()

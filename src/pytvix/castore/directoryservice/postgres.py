@@ -28,7 +28,7 @@ from pytvix.castore.drivers.postgres import (
     PgDatabase,
 )
 from pytvix.castore.errors import StorageError
-from pytvix.castore.gc import WRITE_REFRESH, StoredObject
+from pytvix.castore.gc import StoredObject, write_refresh
 from pytvix.castore.progress import Progress
 from pytvix.castore.proto import child_directory_digests
 from pytvix.castore.scrub import ScrubReport
@@ -78,7 +78,7 @@ class PostgresDirectoryService(ClosureStore):
             for start in range(0, len(digests), INSERT_BATCH):
                 end = start + INSERT_BATCH
                 await conn.execute(
-                    INSERT, digests[start:end], values[start:end], now, WRITE_REFRESH
+                    INSERT, digests[start:end], values[start:end], now, write_refresh()
                 )
 
         await self.db.write(insert, what="put directory closure")

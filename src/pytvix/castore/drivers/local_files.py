@@ -139,6 +139,27 @@ class LocalFiles:
                     os.unlink(staging)
             raise
 
+    def link(self, key: str, new_key: str) -> bool:
+        """Make `new_key` name the file `key` names (atomically replacing what it named),
+        written now as far as its modification time tells; False if `key` is absent."""
+        path = f"{self.root}/{new_key}"
+        staging = f"{path}#{_STAGING_TOKEN}{next(_staging_numbers)}"
+        try:
+            os.link(f"{self.root}/{key}", staging, follow_symlinks=False)
+        except FileNotFoundError:
+            if not os.path.lexists(f"{self.root}/{key}"):
+                return False
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            return self.link(key, new_key)
+        try:
+            os.utime(staging)
+            os.rename(staging, path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(staging)
+            raise
+        return True
+
     def sync(self) -> None:
         """Durability barrier: everything written below the root before the call is on disk
         when it returns; concurrent callers share one syncfs (group commit)."""

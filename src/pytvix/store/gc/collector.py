@@ -139,7 +139,8 @@ async def _sweep(
 def _is_live(obj: StoredObject, live: LiveSet) -> bool:
     if obj.digest is None:
         return False  # stray files belong to no blob
-    return obj.digest in (live.directories if obj.kind == "directory" else live.blobs)
+    directory = obj.kind.endswith("directory")  # "directory", "trashed directory"
+    return obj.digest in (live.directories if directory else live.blobs)
 
 
 async def _delete(

@@ -77,6 +77,15 @@ class ObjectStore(ABC):
     def put(self, key: str, data: Buffer | Parts) -> None:
         """Atomically store an object (`data` may come in parts, written in order)."""
 
+    def replace(self, key: str, data: Buffer | Parts) -> None:
+        """Store an object even if it exists (a new modification time)."""
+        self.put(key, data)
+
+    @abstractmethod
+    def copy(self, key: str, new_key: str) -> bool:
+        """Copy an object within the store (replacing `new_key`; its modification time is
+        now); False if `key` does not exist."""
+
     @abstractmethod
     def create(self, key: str, data: Buffer | Parts) -> bool:
         """Store an object unless it exists; True if it was stored by this call."""

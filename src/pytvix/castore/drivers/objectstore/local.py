@@ -48,6 +48,13 @@ class LocalObjectStore(ObjectStore):
         except OSError as e:
             raise self._error("put", key, e) from e
 
+    def copy(self, key: str, new_key: str) -> bool:
+        """A hard link (no bytes copied)."""
+        try:
+            return self.files.link(key, new_key)
+        except OSError as e:
+            raise self._error("copy", key, e) from e
+
     def create(self, key: str, data: Buffer | Parts) -> bool:
         if self.exists(key):
             return False

@@ -6,12 +6,19 @@ landed is not an error. Objects over 64 MiB go up as multipart uploads."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
 import obstore
-from obstore.exceptions import AlreadyExistsError, BaseError, NotFoundError, NotSupportedError
+from obstore.exceptions import (
+    AlreadyExistsError,
+    BaseError,
+    GenericError,
+    NotFoundError,
+    NotSupportedError,
+)
 from obstore.store import MemoryStore, from_url
 from obstore.store import ObjectStore as ObstoreStore
 
@@ -24,6 +31,8 @@ from pytvix.castore.drivers.objectstore.options import (
 )
 from pytvix.castore.errors import StorageError
 from pytvix.castore.workers import io_pool, pool
+
+DELETE_ATTEMPTS = 3
 
 
 class RemoteObjectStore(ObjectStore):
@@ -56,6 +65,19 @@ class RemoteObjectStore(ObjectStore):
         data = joined(data)
         if self._put(key, data, conditional=self._create_mode) is None:
             self._put(key, data, conditional=False)
+
+    def replace(self, key: str, data: Buffer | Parts) -> None:
+        self._put(key, joined(data), conditional=False)
+
+    def copy(self, key: str, new_key: str) -> bool:
+        """A server-side copy (no bytes through this client)."""
+        try:
+            obstore.copy(self._store, key, new_key, overwrite=True)
+        except (NotFoundError, FileNotFoundError):
+            return False
+        except (BaseError, OSError) as e:
+            raise self._error("copy", key, e) from e
+        return True
 
     def create(self, key: str, data: Buffer | Parts) -> bool:
         """One request where the store supports conditional creates (no HEAD first, but the
@@ -105,12 +127,20 @@ class RemoteObjectStore(ObjectStore):
         return meta["last_modified"].timestamp()
 
     def delete(self, key: str) -> None:
-        try:
-            obstore.delete(self._store, key)
-        except (NotFoundError, FileNotFoundError):
-            pass
-        except (BaseError, OSError) as e:
-            raise self._error("delete", key, e) from e
+        """Deletes go through S3's bulk API, whose per-key failures the client's retries do
+        not cover (radosgw answers concurrent deletes of one key so): retried here."""
+        for attempt in range(DELETE_ATTEMPTS):
+            try:
+                obstore.delete(self._store, key)
+                return
+            except (NotFoundError, FileNotFoundError):
+                return
+            except GenericError as e:
+                if attempt + 1 == DELETE_ATTEMPTS:
+                    raise self._error("delete", key, e) from e
+                time.sleep(0.05 * 4**attempt)
+            except (BaseError, OSError) as e:
+                raise self._error("delete", key, e) from e
 
     def list(self, prefix: str) -> Iterator[ObjectMeta]:
         try:
