@@ -1,4 +1,4 @@
-"""Shrinking the store: `pin`, `unpin`, `pins`, `delete` and `gc`."""
+"""Shrinking the store: `pin`, `unpin`, `pins`, `delete`, `gc` and `trim-cache`."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from pytvix.store.composition import StoreServices
 from pytvix.store.gc import GcOptions, GcReport, collect, plan_delete, root_store
 from pytvix.store.gc.report import DEFAULT_GRACE
 from pytvix.store.gc.roots import load_graph
+from pytvix.store.gc.trim import NotACache, TrimReport, near_caches, trim
 from pytvix.store.lookup import StorePathLookupError, find_path_info, parse_path_arg
 
 
@@ -216,3 +217,46 @@ def _print_summary(report: GcReport) -> None:
         f"(mark {report.mark_seconds:.2f}s, sweep {report.sweep_seconds:.2f}s)",
         err=True,
     )
+
+
+@cli.command("trim-cache")
+@service_options
+@click.option(
+    "--max-size",
+    type=SIZE,
+    required=True,
+    help="Bytes each near blob cache may keep (e.g. 50G).",
+)
+@click.option("--dry-run", is_flag=True, help="Report what would be evicted; change nothing.")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON on stdout.")
+def trim_cache(max_size: int, dry_run: bool, as_json: bool, **options: Any) -> None:
+    """Evict the oldest objects of the near blob caches until each fits in --max-size.
+
+    For compositions with a `cache` (or upstream's `combined`) blob service: the near store
+    in front of a far one keeps its most recently filled objects, the far store is not
+    touched, and reads fill the near store again. A `combined` local store keeps blobs only
+    it holds (written through it, not yet in the remote). Unlike gc, this needs no lock and
+    can run on each node of a cluster for its own cache.
+    """
+
+    async def main(services: StoreServices) -> TrimReport:
+        try:
+            caches = near_caches(services.blob)
+        except NotACache as e:
+            raise click.ClickException(str(e)) from e
+        with progress_display("trimming") as progress:
+            return await trim(caches, max_size, dry_run=dry_run, progress=progress)
+
+    report: TrimReport = _run(options, main)
+    if as_json:
+        click.echo(json.dumps(report.as_json(), indent=2))
+        return
+    verb = "would evict" if dry_run else "evicted"
+    click.echo(
+        f"{', '.join(report.caches)}: {report.found} objects ({human_bytes(report.found_bytes)})"
+        f", {verb} {report.evicted} ({human_bytes(report.evicted_bytes)}) in "
+        f"{report.seconds:.2f}s",
+        err=True,
+    )
+    if report.kept_local_only:
+        click.echo(f"kept {report.kept_local_only} blob(s) the remote lacks", err=True)
