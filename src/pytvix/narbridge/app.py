@@ -45,7 +45,7 @@ from pytvix.narbridge.uploads import RecentUploads
 from pytvix.nixcompat import nixbase32
 from pytvix.nixcompat.narinfo import NarInfo, NarInfoError, parse_narinfo
 from pytvix.nixcompat.signing import SigningKey, VerifyingKey
-from pytvix.observability import http_middlewares
+from pytvix.observability import http_in_flight, http_middlewares
 from pytvix.store.composition import StoreServices
 from pytvix.store.content_address import ContentAddressError, verify_content_address
 from pytvix.store.nar_calculation import SimpleRenderer
@@ -90,10 +90,11 @@ class NarBridge:
         self._stores: dict[bytes, asyncio.Lock] = {}
 
     def app(self) -> web.Application:
-        observing = http_middlewares(access_log=self.config.access_log)
         app = web.Application(
-            client_max_size=MAX_NARINFO, middlewares=[*observing, self.limiter.middleware]
+            client_max_size=MAX_NARINFO,
+            middlewares=[*http_middlewares(), self.limiter.middleware],
         )
+        http_in_flight(lambda: self.limiter.active)
         if self.config.serve_metrics:
             from pytvix.observability.endpoint import metrics_handler  # noqa: PLC0415
 

@@ -9,6 +9,7 @@ from aiohttp import web
 
 from pytvix.narbridge.app import BridgeConfig, NarBridge
 from pytvix.nixcompat.signing import InvalidKey, SigningKey, VerifyingKey
+from pytvix.observability import http_access_logger
 from pytvix.store.composition import StoreServices
 from pytvix.store.listen import ListenAddress, ListenAddressError, remove_stale_socket
 from pytvix.store.pathinfoservice.signing import load_signing_key
@@ -45,8 +46,12 @@ def load_config(
 async def start_bridge(services: StoreServices, config: BridgeConfig, listen: str) -> web.AppRunner:
     """Serve nar-bridge on `listen`; stop with `await runner.cleanup()`."""
     address = ListenAddress.parse(listen)
+    observing = http_access_logger(access_log=config.access_log)  # metrics, request log
+    logging_options: dict[str, Any] = (
+        {"access_log_class": observing, "access_log": log} if observing else {"access_log": None}
+    )
     runner = web.AppRunner(
-        NarBridge(services, config).app(), access_log=None, keepalive_timeout=KEEPALIVE
+        NarBridge(services, config).app(), keepalive_timeout=KEEPALIVE, **logging_options
     )
     await runner.setup()
     site: web.BaseSite

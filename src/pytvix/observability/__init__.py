@@ -26,6 +26,8 @@ __all__ = [
     "FetchCounters",
     "cache_counters",
     "fetch_counters",
+    "http_access_logger",
+    "http_in_flight",
     "http_middlewares",
     "instance_label",
     "metrics_enabled",
@@ -144,13 +146,31 @@ def client_interceptors() -> list[Any]:
     return tracing_interceptors()
 
 
-def http_middlewares(*, access_log: bool = False) -> list[Any]:
-    """aiohttp middlewares for metrics, traces and request logs ([] when all are off)."""
-    if not (SWITCHES.metrics or SWITCHES.tracing or access_log):
+def http_middlewares() -> list[Any]:
+    """aiohttp middlewares for traces ([] without tracing)."""
+    if not SWITCHES.tracing:
         return []
-    from pytvix.observability.http import observing_middleware  # noqa: PLC0415
+    from pytvix.observability.http import tracing_middleware  # noqa: PLC0415
 
-    return [observing_middleware(access_log=access_log)]
+    return [tracing_middleware()]
+
+
+def http_access_logger(*, access_log: bool) -> Any:
+    """The aiohttp access logger class for metrics and request logs (None when both are
+    off)."""
+    if not (SWITCHES.metrics or access_log):
+        return None
+    from pytvix.observability.http import access_logger_class  # noqa: PLC0415
+
+    return access_logger_class(access_log=access_log)
+
+
+def http_in_flight(count: Callable[[], int]) -> None:
+    """Export `count()` as the number of HTTP requests in flight (with metrics on)."""
+    if SWITCHES.metrics:
+        from pytvix.observability.metrics import HTTP_IN_FLIGHT  # noqa: PLC0415
+
+        HTTP_IN_FLIGHT.set_function(count)
 
 
 _NULL = contextlib.nullcontext()

@@ -1,18 +1,21 @@
-"""The HTTP side (aiohttp, nar-bridge): one middleware that counts, times, traces and logs
-every request, each part only when it is on.
+"""The HTTP side (aiohttp, nar-bridge): metrics and the request log from aiohttp's access
+logger hook, traces from a middleware.
 
-Routes are labelled by their name (nar-bridge names its routes: index, nix-cache-info, nar,
-narinfo, metrics), else by their pattern, and `unmatched` for requests no route took, so
-label values stay few whatever clients ask for.
+aiohttp calls the access logger once per request, after the response was sent (or the client
+went away), with the time since the request arrived: counting there costs no coroutine or
+middleware layer on the request path, and sees every response, including the limiter's 503s
+and the router's 404s. Routes are labelled by their name (nar-bridge names its routes:
+index, cache-info, nar, narinfo, metrics), else their pattern, and `unmatched` for requests
+no route took, so label values stay few whatever clients ask for.
+
+Request log: one line per request on the logger `pytvix.http.access`, fields method, path,
+route, status, bytes_in, bytes_out, seconds, client, user_agent (and trace_id, span_id with
+tracing): key=value pairs in the text log format, JSON keys with --log-format json.
 
 Traces: a request's SERVER span continues the client's `traceparent`. Clients that send none
 (Nix does not) get a span per client session instead, parent of each of its requests: the
 requests of one client address and user agent, each starting within SESSION_IDLE seconds of
 the previous one ending (and within SESSION_MAX of the first), so a `nix copy` is one trace.
-
-Request log: one line per request on the logger `pytvix.http.access`, fields method, path,
-route, status, bytes_in, bytes_out, seconds, client, user_agent (and trace_id with tracing):
-key=value pairs in the text log format, JSON keys with --log-format json.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
+from aiohttp.abc import AbstractAccessLogger
 
 from pytvix.observability import SWITCHES
 
@@ -32,15 +36,44 @@ log = logging.getLogger("pytvix.http.access")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 SESSION_IDLE = 2.0
 SESSION_MAX = 300.0
+SPAN_KEY = "pytvix.span"
 
 
-def route_label(request: web.Request) -> str:
-    route = request.match_info.route
+def route_label(request: web.BaseRequest) -> str:
+    route = request.match_info.route  # type: ignore[attr-defined]
     name = route.name
     if name:
-        return name
+        return str(name)
     resource = route.resource
-    return resource.canonical if resource is not None else "unmatched"
+    return str(resource.canonical) if resource is not None else "unmatched"
+
+
+def _sent(response: web.StreamResponse) -> int:
+    """Bytes of the response as written (headers included); for a response cut short, its
+    declared length."""
+    return response.body_length or response.content_length or 0
+
+
+def access_logger_class(*, access_log: bool) -> type[AbstractAccessLogger]:
+    """The aiohttp access logger class recording metrics (when on) and the request log (when
+    `access_log`)."""
+    metrics = SWITCHES.metrics
+    counters: dict[tuple[Any, str], Any] = {}
+
+    class ObservingAccessLogger(AbstractAccessLogger):
+        def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
+            received = request.content.total_bytes
+            sent = response.body_length or _sent(response)
+            if metrics:
+                key = (request.match_info.route, request.method)  # type: ignore[attr-defined]
+                route = counters.get(key)
+                if route is None:
+                    route = counters[key] = _route_counters((route_label(request), key[1]))
+                route.finished(response.status, time, received, sent)
+            if access_log:
+                _log_request(request, response.status, received=received, sent=sent, seconds=time)
+
+    return ObservingAccessLogger
 
 
 def _route_counters(labels: tuple[str, str]) -> Any:
@@ -49,36 +82,37 @@ def _route_counters(labels: tuple[str, str]) -> Any:
     return m.RequestCounters(m.HTTP_RESPONSES, m.HTTP_SECONDS, m.HTTP_RECEIVED, m.HTTP_SENT, labels)
 
 
-def _sent(response: web.StreamResponse | None) -> int:
-    """Bytes of the response body: its declared length, else what was written."""
-    if response is None:
-        return 0
-    if response.content_length is not None:
-        return response.content_length
-    return response.body_length
+def _log_request(
+    request: web.BaseRequest, status: int, *, received: int, sent: int, seconds: float
+) -> None:
+    fields: dict[str, Any] = {
+        "method": request.method,
+        "path": request.path,
+        "route": route_label(request),
+        "status": status,
+        "bytes_in": received,
+        "bytes_out": sent,
+        "seconds": round(seconds, 6),
+        "client": request.remote or "",
+        "user_agent": request.headers.get("User-Agent", ""),
+    }
+    span = request.get(SPAN_KEY)
+    if span is not None:
+        context = span.get_span_context()
+        fields["trace_id"] = f"{context.trace_id:032x}"
+        fields["span_id"] = f"{context.span_id:016x}"
+    log.info("%s %s %d", request.method, request.path, status, extra={"fields": fields})
 
 
-def observing_middleware(*, access_log: bool) -> Any:
-    """The middleware (put it first, so requests other middlewares refuse are seen too)."""
-    metrics = SWITCHES.metrics
-    traced = SWITCHES.tracing
-    routes: dict[tuple[str, str], Any] = {}
-    sessions = _Sessions() if traced else None
-    in_flight: Any = None
-    if metrics:
-        from pytvix.observability.metrics import HTTP_IN_FLIGHT  # noqa: PLC0415
-
-        in_flight = HTTP_IN_FLIGHT
+def tracing_middleware() -> Any:
+    """The middleware making each request's span (put it first, so requests other middlewares
+    refuse are traced too)."""
+    sessions = _Sessions()
 
     @web.middleware
-    async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
-        start = time.perf_counter()
-        span = token = session = None
-        if sessions is not None:
-            span, token, session = sessions.request_span(request, route_label(request))
-        if in_flight is not None:
-            in_flight.inc()
-        response: web.StreamResponse | None = None
+    async def trace(request: web.Request, handler: Handler) -> web.StreamResponse:
+        span, token, session = sessions.request_span(request, route_label(request))
+        request[SPAN_KEY] = span
         status = 500
         error: BaseException | None = None
         try:
@@ -92,40 +126,9 @@ def observing_middleware(*, access_log: bool) -> Any:
             error = e
             raise
         finally:
-            seconds = time.perf_counter() - start
-            route = route_label(request)
-            received = request.content.total_bytes if request.body_exists else 0
-            sent = _sent(response)
-            if metrics:
-                key = (route, request.method)
-                counters = routes.get(key)
-                if counters is None:
-                    counters = routes[key] = _route_counters(key)
-                counters.finished(str(status), seconds, received, sent)
-                in_flight.dec()
-            if access_log:
-                _log_request(request, route, status, received=received, sent=sent, seconds=seconds)
-            if sessions is not None:
-                sessions.end_request(span, token, session, status, error)
+            sessions.end_request(span, token, session, status, error)
 
-    return observe
-
-
-def _log_request(
-    request: web.Request, route: str, status: int, *, received: int, sent: int, seconds: float
-) -> None:
-    fields: dict[str, Any] = {
-        "method": request.method,
-        "path": request.path,
-        "route": route,
-        "status": status,
-        "bytes_in": received,
-        "bytes_out": sent,
-        "seconds": round(seconds, 6),
-        "client": request.remote or "",
-        "user_agent": request.headers.get("User-Agent", ""),
-    }
-    log.info("%s %s %d", request.method, request.path, status, extra={"fields": fields})
+    return trace
 
 
 class _Sessions:

@@ -3,16 +3,18 @@ conventions: `pytvix_..._total` counters, `_seconds` histograms, base units).
 
 Families are created at import, which `pytvix.observability` does only when metrics are on.
 Callers bind labelled children once (per gRPC method, HTTP route, service instance) and
-keep them, so a request costs a few counter increments and one histogram observation.
+keep them, so a request costs a few additions. Counters and histograms are updated on the
+event loop without locks (observability.loop_metrics); gauges are prometheus_client's.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
-from prometheus_client import REGISTRY, Counter, Gauge, Histogram, disable_created_metrics
+from prometheus_client import REGISTRY, Gauge, disable_created_metrics
 
 from pytvix.observability import CacheCounters, FetchCounters
+from pytvix.observability.loop_metrics import Counter, Histogram
 
 # no `_created` series beside every counter and histogram
 disable_created_metrics()  # type: ignore[no-untyped-call]
@@ -78,7 +80,7 @@ HTTP_RECEIVED = Counter(
 )
 HTTP_SENT = Counter(
     "pytvix_http_response_bytes",
-    "Bytes of HTTP responses sent (the body; streamed responses as written, with headers).",
+    "Bytes of HTTP responses sent (headers included).",
     HTTP_LABELS,
 )
 HTTP_IN_FLIGHT = Gauge("pytvix_http_requests_in_flight", "HTTP requests being handled.")
@@ -196,15 +198,16 @@ class RequestCounters:
     ) -> None:
         self._handled = handled
         self._labels = labels
-        self._by_status: dict[str, Callable[[], None]] = {}
+        self._by_status: dict[object, Callable[[], None]] = {}
         self.seconds = seconds.labels(*labels).observe
         self.received = received.labels(*labels).inc
         self.sent = sent.labels(*labels).inc
 
-    def finished(self, status: str, seconds: float, received: int, sent: int) -> None:
+    def finished(self, status: object, seconds: float, received: int, sent: int) -> None:
+        """One request done; `status` is labelled as str(status)."""
         inc = self._by_status.get(status)
         if inc is None:
-            inc = self._by_status[status] = self._handled.labels(*self._labels, status).inc
+            inc = self._by_status[status] = self._handled.labels(*self._labels, str(status)).inc
         inc()
         self.seconds(seconds)
         if received:
