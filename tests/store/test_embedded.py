@@ -155,6 +155,37 @@ def test_verify_detects_corrupt_and_missing_blobs(tmp_path: Path) -> None:
     assert "missing" in missing.stdout
 
 
+def test_verify_repair_then_reimport_restores_a_damaged_path(tmp_path: Path) -> None:
+    tree = tmp_path / "tree"
+    (tree / "sub").mkdir(parents=True)
+    (tree / "sub" / "big").write_bytes(os.urandom(300_000))  # a blob file
+    (tree / "small").write_text("small\n")
+    home = tmp_path / "home"
+    path = tvix_store(home, "import", str(tree), text=True, check=True).stdout.strip()
+    [victim] = _blob_files(home)
+    data = bytearray(victim.read_bytes())
+    data[1000] ^= 1
+    victim.chmod(0o644)
+    victim.write_bytes(bytes(data))
+    bad = tvix_store(home, "verify", text=True)
+    assert bad.returncode == 1
+    assert f"its file {victim} does not hash to its digest" in bad.stdout
+    assert "to repair: `tvix-store verify --repair`" in bad.stderr
+    # importing again alone does not help: the damaged blob is found present
+    tvix_store(home, "import", str(tree), check=True)
+    assert tvix_store(home, "verify").returncode == 1
+    repaired = tvix_store(home, "verify", "--repair", text=True)
+    assert repaired.returncode == 1  # it reports what it found
+    assert "removed 1 damaged object(s)" in repaired.stderr
+    assert f"DAMAGED: {path}" in repaired.stdout
+    assert tvix_store(home, "import", str(tree), text=True, check=True).stdout.strip() == path
+    good = tvix_store(home, "verify", text=True)
+    assert good.returncode == 0, good.stdout + good.stderr
+    assert tvix_store(home, "dump", path).stdout == subprocess.run(
+        ["nix-store", "--dump", str(tree)], capture_output=True, check=True
+    ).stdout
+
+
 async def test_corrupt_directory_value_detected(tmp_path: Path, open_embedded) -> None:  # type: ignore[no-untyped-def]
     services = await open_embedded(tmp_path)
     await put_closure(services.directory, [DIRECTORY_A, DIRECTORY_B, DIRECTORY_D])

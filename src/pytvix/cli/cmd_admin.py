@@ -26,29 +26,26 @@ from pytvix.cli.common import (
     service_options,
     with_store,
 )
-from pytvix.cli.narbridge import bridge_config, bridge_options
+from pytvix.cli.narbridge import bridge_config, bridge_options, listen_option
 from pytvix.cli.observability import MetricsSettings, metrics_options, on_bridge, serving_metrics
 from pytvix.cli.progress import human_bytes, progress_display
 from pytvix.observability import tracing_enabled
 from pytvix.store.composition import StoreServices, open_store_from_urls
 from pytvix.store.defaults import embedded_urls, legacy_blob_url, store_home, uses_legacy_layout
+from pytvix.store.gc import GcUnsupported
 from pytvix.store.listen import ListenAddressError
 from pytvix.store.migrate import copy_blobs, referenced_blobs, retire_legacy_blobs
 from pytvix.store.secrets import read_secret
 from pytvix.store.server_security import ServerSecurity
-from pytvix.store.verify import verify_store
+from pytvix.store.verify import remove_damaged, verify_store
 
 
 @cli.command()
 @service_options
-@click.option(
-    "-l",
-    "--listen-address",
-    default="localhost:8000",
-    show_default=True,
-    envvar="LISTEN_ADDRESS",
-    help="host:port, [::]:port, or a unix socket path starting with / or . (upstream's "
-    "default is [::]:8000; listening beyond loopback needs --write-token-file or "
+@listen_option(
+    "localhost:8000",
+    "host:port, [::]:port, or a unix socket path starting with / or . (upstream's default is "
+    "[::]:8000; listening beyond loopback needs --write-token-file or "
     "--allow-unauthenticated-writes).",
 )
 @click.option(
@@ -261,18 +258,33 @@ def info(**options: Any) -> None:
     help="Also render every store path's NAR and check its hash and size against the path "
     "info (reads all data once more).",
 )
-def verify(nar: bool, **options: Any) -> None:
+@click.option(
+    "--repair",
+    is_flag=True,
+    help="Delete the damaged blobs found, so that importing or copying the DAMAGED paths "
+    "again stores them afresh (a write finding a blob present would keep the damaged one).",
+)
+def verify(nar: bool, repair: bool, **options: Any) -> None:
     """Re-hash every chunk, blob and directory and check every store path's closure.
 
-    Prints each problem found and exits with status 1 if there is any.
+    Prints each problem found and exits with status 1 if there is any. To repair damaged
+    data: run again with --repair, then import or copy the DAMAGED paths again from a good
+    source (`tvix-store import DIR`, `tvix-store copy`, `nix copy --to`).
     """
     addrs = ServiceAddrs.from_options(options)
 
-    async def main(services: StoreServices) -> ScrubReport:
+    async def main(services: StoreServices) -> tuple[ScrubReport, int]:
         with progress_display("verifying") as progress:
-            return await verify_store(services, progress, check_nar=nar)
+            report = await verify_store(services, progress, check_nar=nar)
+        removed = 0
+        if repair and report.damaged_blobs:
+            try:
+                removed = await remove_damaged(services.blob, report.damaged_blobs)
+            except GcUnsupported as e:
+                raise click.ClickException(f"cannot repair: {e}") from e
+        return report, removed
 
-    report = run_async(lambda: with_store(addrs, main))
+    report, removed = run_async(lambda: with_store(addrs, main))
     for problem in report.problems:
         click.echo(f"PROBLEM: {problem}")
     for store_path in report.affected:
@@ -281,10 +293,23 @@ def verify(nar: bool, **options: Any) -> None:
         click.echo(f"skipped: {note}", err=True)
     checked = ", ".join(f"{n} {what}" for what, n in sorted(report.checked.items()))
     click.echo(f"checked: {checked or 'nothing'}")
-    if report.problems:
-        click.echo(f"{len(report.problems)} problem(s) found", err=True)
-        sys.exit(1)
-    click.echo("no problems found")
+    if not report.problems:
+        click.echo("no problems found")
+        return
+    click.echo(f"{len(report.problems)} problem(s) found", err=True)
+    if repair:
+        click.echo(
+            f"removed {removed} damaged object(s); now import or copy the DAMAGED paths "
+            "again from a good source, then verify again",
+            err=True,
+        )
+    elif report.damaged_blobs:
+        click.echo(
+            "to repair: `tvix-store verify --repair` removes the damaged blobs; then import or "
+            "copy the DAMAGED paths again from a good source (tvix-store import/copy, nix copy)",
+            err=True,
+        )
+    sys.exit(1)
 
 
 @cli.command()

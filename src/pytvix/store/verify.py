@@ -3,6 +3,8 @@ complete (its directories all present and valid, every file's blob present)."""
 
 from __future__ import annotations
 
+import math
+
 from pytvix.castore.blobservice import BlobService
 from pytvix.castore.digests import B3Digest
 from pytvix.castore.directoryservice import DirectoryService
@@ -13,6 +15,7 @@ from pytvix.castore.progress import Progress
 from pytvix.castore.scrub import Scrubbable, ScrubReport
 from pytvix.nixcompat.nixhash import HashAlgo, NixHash
 from pytvix.store.composition import StoreServices
+from pytvix.store.gc.collector import collectables
 from pytvix.store.nar_calculation import SimpleRenderer
 from pytvix.store.path_info import PathInfo
 
@@ -114,3 +117,24 @@ class ClosureChecker:
             raise ClosureError(f"root directory {root} is missing")
         validator.finalize()
         self.complete_dirs.update(seen)
+
+
+REPAIR_PASSES = 3  # object stores move objects to a trash first: a second pass removes them
+
+
+async def remove_damaged(blobs: BlobService, damaged: set[B3Digest]) -> int:
+    """Delete the stored objects of damaged blobs for good, so that the next write of those
+    blobs (an import or copy of the paths they break) stores them afresh instead of finding
+    them present; returns how many objects went (GcUnsupported if the blob service cannot
+    delete objects)."""
+    targets = collectables(blobs)
+    removed = 0
+    for _ in range(REPAIR_PASSES):
+        found = 0
+        for target in targets:
+            doomed = [obj async for obj in target.gc_objects() if obj.digest in damaged]
+            found += len(doomed)
+            removed += len(await target.gc_delete(doomed, math.inf))
+        if not found:
+            break
+    return removed

@@ -365,7 +365,10 @@ class LocalBlobService(BlobService):
             os.close(fd)
         root, computed = hasher.finalize()
         if len(hasher) != record.size or root != digest:
-            raise StorageError(f"blob {B3Digest(digest)} in {self.root} is corrupt: its file")
+            raise StorageError(
+                f"blob {B3Digest(digest)} in {self.root} is corrupt: its file "
+                f"{self.files.path(digest.hex())} does not hash to its digest"
+            )
         if computed != record.data:
             raise StorageError(f"blob {B3Digest(digest)} in {self.root}: its outboard is corrupt")
 
