@@ -46,14 +46,9 @@ from bench.common import (
     size_label,
     upstream_binary,
 )
+from tests.servers.nginx import nginx_command, nginx_conf
 
-NGINX_CONF = """
-user root;
-worker_processes 2;
-pid {dir}/nginx.pid;
-error_log {dir}/error.log;
-events {{ worker_connections 256; }}
-http {{
+STATIC_SERVER = """
     access_log off;
     sendfile on;
     server {{
@@ -61,7 +56,6 @@ http {{
         root {root};
         location / {{ }}
     }}
-}}
 """
 
 
@@ -163,7 +157,8 @@ def main() -> None:
             assert upstream.import_path(tree) == store_paths[case]
 
     nginx_port, bridge_port, upstream_port = 19501, 19502, 19503
-    (scratch / "nginx.conf").write_text(NGINX_CONF.format(dir=scratch, port=nginx_port, root=cache))
+    static = STATIC_SERVER.format(port=nginx_port, root=cache)
+    (scratch / "nginx.conf").write_text(nginx_conf(scratch, static, workers=2))
     servers = [
         Server(
             "ours",
@@ -184,7 +179,7 @@ def main() -> None:
         Server(
             "peer",
             nginx_port,
-            subprocess.Popen(["nginx", "-c", str(scratch / "nginx.conf"), "-g", "daemon off;"]),
+            subprocess.Popen(nginx_command(scratch / "nginx.conf")),
         ),
     ]
     if upstream is not None and upstream_bridge:

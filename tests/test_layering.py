@@ -10,7 +10,12 @@ from pytvix.castore.composition import BLOB_SERVICES, DIRECTORY_SERVICES
 from pytvix.store.composition import PATHINFO_SERVICES
 
 SRC = Path(__file__).resolve().parents[1] / "src"
-SERVERS = {"pytvix.castore.grpc_server", "pytvix.store.grpc_server", "pytvix.store.grpc_daemon"}
+SERVERS = {
+    "pytvix.castore.grpc_server",
+    "pytvix.castore.http_server",
+    "pytvix.store.grpc_server",
+    "pytvix.store.grpc_daemon",
+}
 
 
 def module_name(path: Path) -> str:
@@ -72,7 +77,12 @@ def test_backends_never_import_each_other() -> None:
 
 
 def test_clients_never_import_servers() -> None:
-    clients = {m for m in MODULES if m.endswith(".grpc") or m.startswith("pytvix.castore.drivers")}
+    clients = {
+        m
+        for m in MODULES
+        if m.endswith((".grpc", ".http")) or m.startswith("pytvix.castore.drivers")
+    }
+    assert "pytvix.castore.blobservice.http" in clients
     for module in clients:
         bad = sorted(resolved(GRAPH[module]) & SERVERS)
         assert bad == [], f"{module} imports the servers {bad}"

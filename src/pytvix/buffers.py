@@ -36,6 +36,14 @@ class ByteQueue:
             self._pieces.append(memoryview(data))
             self.size += len(data)
 
+    def peek(self, n: int) -> Buffer:
+        """Up to `n` of the next bytes, left in place."""
+        if not self._pieces:
+            return b""
+        if len(self._pieces[0]) >= n:
+            return self._pieces[0][:n]
+        return b"".join(self._pieces)[:n]
+
     def take(self, n: int) -> Buffer:
         """The next `n` bytes (at most `size`)."""
         if n <= 0:

@@ -54,12 +54,13 @@ def daemon(home: Path, listen: str, *extra: str) -> Iterator[subprocess.Popen[by
                 proc.kill()
 
 
-def service_flags(url: str) -> list[str]:
+def service_flags(url: str, path_info: str | None = None) -> list[str]:
+    """The three service address flags: `url` for all (or `path_info` for path infos)."""
     return [
         "--blob-service-addr",
         url,
         "--directory-service-addr",
         url,
         "--path-info-service-addr",
-        url,
+        path_info or url,
     ]

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pytvix_bao import chunk_group_cv, group_cvs, outboard_size, parent_cv
 
 from pytvix.buffers import Buffer
+from pytvix.castore.workers import run
 
 GROUP = 16 << 10
 CHUNKS_PER_GROUP = GROUP // 1024
@@ -143,3 +144,15 @@ def check_outboard(root: bytes, outboard: BlobOutboard) -> None:
     """Check a whole outboard against the blob's digest (BaoError if any pair is wrong)."""
     check_outboard_size(outboard.size, outboard.pairs)
     check_pairs(root, True, group_count(outboard.size), outboard.pairs)
+
+
+INLINE_CHECK = 64 << 10
+"""Outboards up to this size (of blobs up to 16 MiB) are checked on the event loop."""
+
+
+async def check_outboard_async(root: bytes, outboard: BlobOutboard) -> None:
+    """check_outboard, off the event loop for large outboards."""
+    if len(outboard.pairs) > INLINE_CHECK:
+        await run(check_outboard, root, outboard)
+    else:
+        check_outboard(root, outboard)

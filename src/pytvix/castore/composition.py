@@ -255,6 +255,7 @@ BLOB_SERVICES: ServiceKind[Any] = ServiceKind(
         "combined": "pytvix.castore.blobservice.combined:CombinedBlobServiceConfig",
         "cache": "pytvix.castore.blobservice.combined:CacheBlobServiceConfig",
         "nats": "pytvix.castore.blobservice.nats:NatsBlobServiceConfig",
+        "castore": "pytvix.castore.blobservice.http:HttpBlobServiceConfig",
     },
 )
 
@@ -271,6 +272,7 @@ DIRECTORY_SERVICES: ServiceKind[Any] = ServiceKind(
         "cache": "pytvix.castore.directoryservice.cache:CacheDirectoryServiceConfig",
         "postgresql": "pytvix.castore.directoryservice.postgres:PostgresDirectoryServiceConfig",
         "nats": "pytvix.castore.directoryservice.nats:NatsDirectoryServiceConfig",
+        "castore": "pytvix.castore.directoryservice.http:HttpDirectoryServiceConfig",
     },
     unsupported={"redb": NO_REDB},
 )

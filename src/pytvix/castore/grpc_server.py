@@ -16,7 +16,7 @@ from google.protobuf.message import DecodeError, Message
 from grpc import aio
 
 from pytvix._proto.tvix.castore.protos import castore_pb2, rpc_blobstore_pb2, rpc_directory_pb2
-from pytvix.castore.bao import BaoError, check_outboard
+from pytvix.castore.bao import BaoError, check_outboard_async
 from pytvix.castore.blobservice import BlobService, ChunkMeta
 from pytvix.castore.digests import B3_LEN, B3Digest
 from pytvix.castore.directory import Directory
@@ -28,7 +28,6 @@ from pytvix.castore.directoryservice import (
 from pytvix.castore.drivers.blob_chunk_wire import blob_chunk_data, encode_blob_chunk
 from pytvix.castore.errors import CastoreError, DirectoryError, InvalidRequestError, StorageError
 from pytvix.castore.proto import directory_from_proto
-from pytvix.castore.workers import run
 
 log = logging.getLogger(__name__)
 
@@ -37,8 +36,6 @@ DIRECTORY_SERVICE = "tvix.castore.v1.DirectoryService"
 # bytes per BlobChunk sent: grpc keeps about two messages of a stream in flight, so this is
 # most of what a client that stops reading holds of the server (see test_robustness)
 READ_PIECE = 256 << 10
-# outboards up to this size (of blobs up to 16 MiB) are checked on the event loop
-INLINE_CHECK = 64 << 10
 
 Context = aio.ServicerContext[Any, Any]
 
@@ -116,10 +113,7 @@ class BlobServicer:
         if found is None:
             raise StorageError(f"blob {digest} vanished while being looked at")
         try:
-            if len(found.pairs) > INLINE_CHECK:
-                await run(check_outboard, digest, found)
-            else:
-                check_outboard(digest, found)
+            await check_outboard_async(digest, found)
         except BaoError as e:
             raise StorageError(f"the outboard of blob {digest} is corrupt: {e}") from e
         return found.pairs, chunks or [ChunkMeta(digest, found.size)]

@@ -40,6 +40,39 @@ if TYPE_CHECKING:
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+def listen_option(
+    default: str, help: str = "host:port, [::]:port, or a unix socket path starting with / or ."
+) -> Callable[[F], F]:
+    """`-l/--listen-address` (LISTEN_ADDRESS)."""
+    return click.option(
+        "-l",
+        "--listen-address",
+        default=default,
+        show_default=True,
+        envvar="LISTEN_ADDRESS",
+        help=help,
+    )
+
+
+MAX_REQUESTS = click.option(
+    "--max-requests",
+    type=click.IntRange(min=1),
+    default=512,
+    show_default=True,
+    envvar="MAX_REQUESTS",
+    help="HTTP requests handled at once; more get 503 with Retry-After.",
+)
+STALL_TIMEOUT = click.option(
+    "--stall-timeout",
+    type=DURATION,
+    default="60s",
+    show_default=True,
+    envvar="STALL_TIMEOUT",
+    help="Close a connection whose client has neither read nor sent anything for this long "
+    "during a transfer.",
+)
+
+
 def bridge_options(f: F) -> F:
     """The nar-bridge options shared by `nar-bridge` and `tvix-store daemon`."""
     options = [
@@ -100,23 +133,8 @@ def bridge_options(f: F) -> F:
             help="Largest NAR accepted as an upload, both as sent and decompressed "
             "(decompression bombs stop here).",
         ),
-        click.option(
-            "--max-requests",
-            type=click.IntRange(min=1),
-            default=512,
-            show_default=True,
-            envvar="MAX_REQUESTS",
-            help="HTTP requests handled at once; more get 503 with Retry-After.",
-        ),
-        click.option(
-            "--stall-timeout",
-            type=DURATION,
-            default="60s",
-            show_default=True,
-            envvar="STALL_TIMEOUT",
-            help="Close a connection whose client has neither read nor sent anything for "
-            "this long during a transfer.",
-        ),
+        MAX_REQUESTS,
+        STALL_TIMEOUT,
         click.option(
             "--access-log",
             is_flag=True,
@@ -124,6 +142,14 @@ def bridge_options(f: F) -> F:
             help="Log one line per HTTP request (method, path, route, status, bytes in and "
             "out, seconds, client, user agent) as key=value pairs, or JSON keys with "
             "--log-format json.",
+        ),
+        click.option(
+            "--serve-castore",
+            is_flag=True,
+            envvar="SERVE_CASTORE",
+            help="Also serve the castore read-only below /castore/ (blobs with Range and "
+            "Bao-verified ranges, directories; the README's Protocol notes), as "
+            "`tvix-store serve-castore` does.",
         ),
         click.option(
             "--max-readahead",
@@ -156,6 +182,7 @@ def bridge_config(options: dict[str, Any]) -> BridgeConfig:
         "max_requests",
         "stall_timeout",
         "access_log",
+        "serve_castore",
     )
     values = {name: options.pop(name) for name in names}
     set_readahead_limit(options.pop("max_readahead"))
@@ -176,14 +203,7 @@ async def wait_for_signal() -> None:
 @click.command(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @global_options
 @service_options
-@click.option(
-    "-l",
-    "--listen-address",
-    default="[::]:9000",
-    show_default=True,
-    envvar="LISTEN_ADDRESS",
-    help="host:port, [::]:port, or a unix socket path starting with / or .",
-)
+@listen_option("[::]:9000")
 @bridge_options
 @metrics_options
 @click.version_option(__version__, prog_name="nar-bridge (pytvix)")

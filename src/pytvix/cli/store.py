@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from pytvix.allocator import tune_allocator
-from pytvix.cli import cmd_admin, cmd_gc, cmd_inspect, cmd_paths
+from pytvix.cli import cmd_admin, cmd_castore, cmd_gc, cmd_inspect, cmd_paths
 from pytvix.cli.app import cli
 from pytvix.cli.common import configure_from_environment
 
-COMMAND_MODULES = (cmd_admin, cmd_gc, cmd_inspect, cmd_paths)
+COMMAND_MODULES = (cmd_admin, cmd_castore, cmd_gc, cmd_inspect, cmd_paths)
 
 
 def main() -> None:

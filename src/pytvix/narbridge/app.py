@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from pytvix.castore.errors import CastoreError
+from pytvix.castore.http_server import CastoreHttp
 from pytvix.castore.nodes import Node
 from pytvix.castore.singleflight import SingleFlight
 from pytvix.narbridge.auth import UploadPolicy
@@ -72,6 +73,7 @@ class BridgeConfig:
     stall_timeout: float = 60.0
     access_log: bool = False  # a line per request (pytvix.observability.http)
     serve_metrics: bool = False  # GET /metrics (Prometheus) beside the cache
+    serve_castore: bool = False  # the read-only castore below /castore/ (castore.http_server)
 
 
 class NarBridge:
@@ -99,6 +101,9 @@ class NarBridge:
             from pytvix.observability.endpoint import metrics_handler  # noqa: PLC0415
 
             app.router.add_get("/metrics", metrics_handler, name="metrics")
+        if self.config.serve_castore:
+            castore = CastoreHttp(self.services.blob, self.services.directory, self.watchdog.guard)
+            castore.add_routes(app)
         app.router.add_get("/", self.index, allow_head=True, name="index")
         app.router.add_get("/nix-cache-info", self.cache_info, allow_head=True, name="cache-info")
         app.router.add_route("*", "/nar/{tail:.*}", self.nar, name="nar")

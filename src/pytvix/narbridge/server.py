@@ -1,4 +1,5 @@
-"""Running the nar-bridge application on a listen address (TCP or unix socket)."""
+"""Running the nar-bridge application (or another aiohttp one) on a listen address (TCP or
+unix socket)."""
 
 from __future__ import annotations
 
@@ -45,14 +46,21 @@ def load_config(
 
 async def start_bridge(services: StoreServices, config: BridgeConfig, listen: str) -> web.AppRunner:
     """Serve nar-bridge on `listen`; stop with `await runner.cleanup()`."""
+    app = NarBridge(services, config).app()
+    return await serve_http(app, listen, "nar-bridge", access_log=config.access_log)
+
+
+async def serve_http(
+    app: web.Application, listen: str, what: str, *, access_log: bool = False
+) -> web.AppRunner:
+    """Serve `app` on `listen` (host:port or a unix socket path), with HTTP metrics while
+    they are on and a line per request if `access_log`; stop with `await runner.cleanup()`."""
     address = ListenAddress.parse(listen)
-    observing = http_access_logger(access_log=config.access_log)  # metrics, request log
+    observing = http_access_logger(access_log=access_log)
     logging_options: dict[str, Any] = (
         {"access_log_class": observing, "access_log": log} if observing else {"access_log": None}
     )
-    runner = web.AppRunner(
-        NarBridge(services, config).app(), keepalive_timeout=KEEPALIVE, **logging_options
-    )
+    runner = web.AppRunner(app, keepalive_timeout=KEEPALIVE, **logging_options)
     await runner.setup()
     site: web.BaseSite
     if address.unix_path is not None:
@@ -62,11 +70,11 @@ async def start_bridge(services: StoreServices, config: BridgeConfig, listen: st
         site = web.TCPSite(runner, address.host, address.port)
     else:
         await runner.cleanup()
-        raise ListenAddressError(f"nar-bridge cannot listen on {listen}")
+        raise ListenAddressError(f"{what} cannot listen on {listen}")
     try:
         await site.start()
     except OSError as e:
         await runner.cleanup()
         raise ListenAddressError(f"cannot listen on {listen}: {e.strerror}") from e
-    log.info("nar-bridge listening on %s", listen)
+    log.info("%s listening on %s", what, listen)
     return runner
