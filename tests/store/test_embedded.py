@@ -181,9 +181,12 @@ def test_verify_repair_then_reimport_restores_a_damaged_path(tmp_path: Path) -> 
     assert tvix_store(home, "import", str(tree), text=True, check=True).stdout.strip() == path
     good = tvix_store(home, "verify", text=True)
     assert good.returncode == 0, good.stdout + good.stderr
-    assert tvix_store(home, "dump", path).stdout == subprocess.run(
-        ["nix-store", "--dump", str(tree)], capture_output=True, check=True
-    ).stdout
+    assert (
+        tvix_store(home, "dump", path).stdout
+        == subprocess.run(
+            ["nix-store", "--dump", str(tree)], capture_output=True, check=True
+        ).stdout
+    )
 
 
 async def test_corrupt_directory_value_detected(tmp_path: Path, open_embedded) -> None:  # type: ignore[no-untyped-def]
