@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import shutil
 import signal
+import socket
+import sys
+import tempfile
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
@@ -204,6 +209,16 @@ async def wait_for_signal() -> None:
 @global_options
 @service_options
 @listen_option("[::]:9000")
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    envvar="NAR_BRIDGE_WORKERS",
+    help="Processes serving the listen address together (one per core serves NARs from every "
+    "core; each opens the store, so use a store several processes can share: the embedded "
+    "store, or shared services). Not with --metrics-listen: metrics are per process.",
+)
 @bridge_options
 @metrics_options
 @click.version_option(__version__, prog_name="nar-bridge (pytvix)")
@@ -213,6 +228,8 @@ def cli(
     otlp: bool,
     otlp_endpoint: str,
     listen_address: str,
+    *,
+    workers: int,
     **options: Any,
 ) -> None:
     """Serve the store as a Nix HTTP binary cache.
@@ -222,7 +239,6 @@ def cli(
     service addresses the embedded store in $TVIX_STORE_HOME is used.
     """
     setup_logging(log_level, log_format)
-    setup_tracing(otlp, otlp_endpoint, "nar-bridge")
     config = bridge_config(options)
     addrs = ServiceAddrs.from_options(options)
     metrics = MetricsSettings.from_options(options, addrs.uses_embedded)
@@ -231,18 +247,56 @@ def cli(
 
     from pytvix.narbridge.server import start_bridge  # noqa: PLC0415 (see bridge_config)
 
-    async def main(services: StoreServices) -> None:
-        try:
-            async with serving_metrics(metrics, services, bridge_listen=listen_address):
-                runner = await start_bridge(services, config, listen_address)
-                try:
-                    await wait_for_signal()
-                finally:
-                    await runner.cleanup()
-        except ListenAddressError as e:
-            raise click.ClickException(str(e)) from e
+    def serve(config: BridgeConfig, listener: socket.socket | None = None) -> int:
+        setup_tracing(otlp, otlp_endpoint, "nar-bridge")  # in each worker: it starts threads
 
-    run_async(lambda: with_store(addrs, main))
+        async def main(services: StoreServices) -> None:
+            try:
+                async with serving_metrics(metrics, services, bridge_listen=listen_address):
+                    runner = await start_bridge(services, config, listen_address, listener)
+                    try:
+                        await wait_for_signal()
+                    finally:
+                        await runner.cleanup()
+            except ListenAddressError as e:
+                raise click.ClickException(str(e)) from e
+
+        run_async(lambda: with_store(addrs, main))
+        return 0
+
+    if workers == 1:
+        serve(config)
+        return
+    if metrics.listen is not None:
+        raise click.ClickException(
+            "--metrics-listen needs --workers 1: metrics are kept per process"
+        )
+    sys.exit(serve_in_workers(workers, listen_address, config, serve))
+
+
+def serve_in_workers(
+    workers: int,
+    listen_address: str,
+    config: BridgeConfig,
+    serve: Callable[[BridgeConfig, socket.socket], int],
+) -> int:
+    """Run `serve` in `workers` processes on one listening socket, sharing uploads through a
+    private directory; the group's exit status."""
+    from pytvix.narbridge.workers import open_listener, run_workers  # noqa: PLC0415
+
+    try:
+        listener = open_listener(listen_address)
+    except ListenAddressError as e:
+        raise click.ClickException(str(e)) from e
+    uploads = tempfile.mkdtemp(prefix="nar-bridge-uploads-")
+    shared = dataclasses.replace(config, uploads_dir=uploads)
+    try:
+        return run_workers(workers, lambda: serve(shared, listener))
+    finally:
+        listener.close()
+        shutil.rmtree(uploads, ignore_errors=True)
+        if listen_address.startswith(("/", ".")):
+            Path(listen_address).unlink(missing_ok=True)
 
 
 def main() -> None:

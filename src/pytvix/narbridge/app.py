@@ -42,7 +42,7 @@ from pytvix.narbridge.names import (
     narinfo_digest,
 )
 from pytvix.narbridge.nar import serve_nar, upload_nar
-from pytvix.narbridge.uploads import RecentUploads
+from pytvix.narbridge.uploads import RecentUploads, SharedUploads
 from pytvix.nixcompat import nixbase32
 from pytvix.nixcompat.narinfo import NarInfo, NarInfoError, parse_narinfo
 from pytvix.nixcompat.signing import SigningKey, VerifyingKey
@@ -74,13 +74,16 @@ class BridgeConfig:
     access_log: bool = False  # a line per request (pytvix.observability.http)
     serve_metrics: bool = False  # GET /metrics (Prometheus) beside the cache
     serve_castore: bool = False  # the read-only castore below /castore/ (castore.http_server)
+    uploads_dir: str | None = None  # uploads shared by worker processes (narbridge.uploads)
 
 
 class NarBridge:
     def __init__(self, services: StoreServices, config: BridgeConfig) -> None:
         self.services = services
         self.config = config
-        self.uploads = RecentUploads()
+        self.uploads: RecentUploads | SharedUploads = (
+            SharedUploads(config.uploads_dir) if config.uploads_dir else RecentUploads()
+        )
         self.policy = UploadPolicy(config.upload_token, config.allow_anonymous_uploads)
         self.limiter = RequestLimiter(config.max_requests)
         self.watchdog = StallWatchdog(config.stall_timeout)

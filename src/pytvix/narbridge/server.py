@@ -4,6 +4,7 @@ unix socket)."""
 from __future__ import annotations
 
 import logging
+import socket
 from typing import Any
 
 from aiohttp import web
@@ -44,17 +45,31 @@ def load_config(
     return config
 
 
-async def start_bridge(services: StoreServices, config: BridgeConfig, listen: str) -> web.AppRunner:
-    """Serve nar-bridge on `listen`; stop with `await runner.cleanup()`."""
+async def start_bridge(
+    services: StoreServices,
+    config: BridgeConfig,
+    listen: str,
+    listener: socket.socket | None = None,
+) -> web.AppRunner:
+    """Serve nar-bridge on `listen` (or the already listening socket `listener`); stop with
+    `await runner.cleanup()`."""
     app = NarBridge(services, config).app()
-    return await serve_http(app, listen, "nar-bridge", access_log=config.access_log)
+    return await serve_http(
+        app, listen, "nar-bridge", access_log=config.access_log, listener=listener
+    )
 
 
 async def serve_http(
-    app: web.Application, listen: str, what: str, *, access_log: bool = False
+    app: web.Application,
+    listen: str,
+    what: str,
+    *,
+    access_log: bool = False,
+    listener: socket.socket | None = None,
 ) -> web.AppRunner:
-    """Serve `app` on `listen` (host:port or a unix socket path), with HTTP metrics while
-    they are on and a line per request if `access_log`; stop with `await runner.cleanup()`."""
+    """Serve `app` on `listen` (host:port or a unix socket path; or on `listener`, a socket
+    listening there already), with HTTP metrics while they are on and a line per request if
+    `access_log`; stop with `await runner.cleanup()`."""
     address = ListenAddress.parse(listen)
     observing = http_access_logger(access_log=access_log)
     logging_options: dict[str, Any] = (
@@ -63,7 +78,9 @@ async def serve_http(
     runner = web.AppRunner(app, keepalive_timeout=KEEPALIVE, **logging_options)
     await runner.setup()
     site: web.BaseSite
-    if address.unix_path is not None:
+    if listener is not None:
+        site = web.SockSite(runner, listener)
+    elif address.unix_path is not None:
         remove_stale_socket(address.unix_path)
         site = web.UnixSite(runner, str(address.unix_path))
     elif address.host is not None and address.port is not None:
