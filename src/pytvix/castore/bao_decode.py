@@ -60,8 +60,7 @@ class RangeDecoder:
             self._items = plan(self.size, ranges)
             self._next = next(self._items, None)
         while self._next is not None and self._received.size >= self._next.encoded_length:
-            item = self._next
-            piece = self._verify(item, self._received.take(item.encoded_length))
+            piece = self._verify(self._next)
             if piece is not None:
                 out.append(piece)
             self._next = next(self._items, None)
@@ -75,30 +74,33 @@ class RangeDecoder:
             where = "the size header" if self._next is None else _span(self._next)
             raise BaoError(f"the stream ended early, at {where}")
 
-    def _verify(self, item: Item, data: Buffer) -> Piece | None:
+    def _verify(self, item: Item) -> Piece | None:
+        """Check the next item, taking its bytes from what was received."""
         if item.kind is Kind.PAIR:
-            left, right = memoryview(data)[:32], memoryview(data)[32:]
-            check_pair(item, left, right, self._expected, f"{_span(item)}: a pair")
+            view = memoryview(self._received.take(item.encoded_length))
+            check_pair(item, view[:32], view[32:], self._expected, f"{_span(item)}: a pair")
             return None
         expected = self._expected.pop()
+        data: Buffer
         if item.kind is Kind.DATA:
+            data = self._received.take(item.encoded_length)
             if chunk_group_cv(data, item.start // CHUNK, item.is_root) != expected:
                 raise BaoError(f"{_span(item)} do not hash to their place in the tree")
         else:
-            data = self._verify_bulk(item, memoryview(data), expected)
+            data = self._verify_bulk(item, expected)
         if item.start + item.length == self.size:
             self.size_proven = True
         return item.start, data
 
-    def _verify_bulk(self, item: Item, view: memoryview, expected: Buffer) -> bytes:
+    def _verify_bulk(self, item: Item, expected: Buffer) -> bytes:
+        """A BULK item's groups, taken piece by piece (so that only the groups are copied,
+        once, into the bytes returned), checked with the pairs between them."""
         groups = item.groups
-        pairs: list[memoryview] = []
-        blocks: list[memoryview] = []
-        at = 0
+        pairs: list[Buffer] = []
+        blocks: list[Buffer] = []
         for is_pair, i in bulk_layout(groups):
             n = PAIR if is_pair else min(GROUP, item.length - GROUP * i)
-            (pairs if is_pair else blocks).append(view[at : at + n])
-            at += n
+            (pairs if is_pair else blocks).append(self._received.take(n))
         data = b"".join(blocks)
         try:
             cvs = group_cvs(data, item.start // CHUNK)
