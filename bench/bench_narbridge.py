@@ -9,6 +9,7 @@ name upstream binaries, upstream's nar-bridge, on the same paths imported with u
   standard library (~7.7k files, mostly small: a NAR assembled from many blobs). Each stream
   fetches the NAR as many times as make about 1 GiB, one after another on one connection.
   Every side serves each NAR once before the timed runs, so all read from the page cache.
+Both serve from one process per core (nginx's worker_processes, nar-bridge --workers).
 The sides take turns in an order that rotates every run (common.alternating).
 """
 
@@ -48,6 +49,7 @@ from bench.common import (
 )
 from tests.servers.nginx import nginx_command, nginx_conf
 
+WORKERS = os.cpu_count() or 1  # processes on each side: ours --workers, nginx worker_processes
 STATIC_SERVER = """
     access_log off;
     sendfile on;
@@ -158,7 +160,7 @@ def main() -> None:
 
     nginx_port, bridge_port, upstream_port = 19501, 19502, 19503
     static = STATIC_SERVER.format(port=nginx_port, root=cache)
-    (scratch / "nginx.conf").write_text(nginx_conf(scratch, static, workers=2))
+    (scratch / "nginx.conf").write_text(nginx_conf(scratch, static, workers=WORKERS))
     servers = [
         Server(
             "ours",
@@ -170,6 +172,8 @@ def main() -> None:
                     "from pytvix.cli.narbridge import main; main()",
                     "-l",
                     f"127.0.0.1:{bridge_port}",
+                    "--workers",
+                    str(WORKERS),
                 ],
                 cwd=ROOT,
                 env=pytvix_env(home),
