@@ -13,18 +13,21 @@ from typing import Any
 
 import pytest
 
+from pytvix.castore import readahead
 from pytvix.castore.blobservice import put_blob
 from pytvix.castore.directoryservice import put_closure
 from pytvix.castore.ingest.fs import ingest_path
 from pytvix.castore.ingest.walk import IngestError
 from pytvix.castore.nodes import DirectoryNode, FileNode, SymlinkNode
 from pytvix.store.composition import StoreServices, open_store_from_urls
+from pytvix.store.nar import render
 from pytvix.store.nar.errors import NarError
 from pytvix.store.nar.hashing import NarHasher
 from pytvix.store.nar.ingest import ingest_nar
 from pytvix.store.nar.io import BytesSource, ListSink
 from pytvix.store.nar.render import RenderError, calculate_nar, render_nar
 from pytvix.store.nar.seekable import SeekableNar
+from pytvix.store.nar.writer import CONTENT_READ_SIZE
 from pytvix.store.nar_calculation import SimpleRenderer
 from pytvix.testing import fixtures as fx
 from pytvix.testing.trees import make_tree
@@ -192,3 +195,35 @@ async def test_ingest_nar_rejects_trailing_data(services: StoreServices) -> None
         await ingest_nar(
             BytesSource(fx.NAR_CONTENTS_SYMLINK + b"\0" * 8), services.blob, services.directory
         )
+
+
+class RecordingSink(ListSink):
+    """ListSink that also notes the size of every write."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sizes: list[int] = []
+
+    async def write(self, data: bytes | bytearray | memoryview, /) -> None:
+        self.sizes.append(len(data))
+        await super().write(data)
+
+
+@pytest.mark.parametrize("budget_left", [64 << 20, 1 << 20])
+async def test_render_reads_large_pieces_while_the_budget_allows(
+    services: StoreServices, monkeypatch: pytest.MonkeyPatch, budget_left: int
+) -> None:
+    """A large file is read (and written on) in LARGE_READ pieces while the read-ahead budget
+    has room for one, in CONTENT_READ_SIZE pieces when it has not; the budget is whole after."""
+    monkeypatch.setattr(readahead, "BUDGET", readahead.ReadaheadBudget(budget_left))
+    monkeypatch.setattr(render, "BUDGET", readahead.BUDGET)
+    data = random.Random(7).randbytes(3 * render.LARGE_READ + 5)
+    digest = await put_blob(services.blob, data)
+    node = FileNode(digest, len(data), False)
+    sink = RecordingSink()
+    await render_nar(sink, node, services.blob, services.directory, buffer_size=4096)
+    expected = await calculate_nar(node, services.blob, services.directory)
+    assert (sum(sink.sizes), hashlib.sha256(b"".join(sink.parts)).digest()) == expected
+    piece = render.LARGE_READ if budget_left > render.LARGE_READ else CONTENT_READ_SIZE
+    assert max(sink.sizes) == piece
+    assert readahead.BUDGET.used == 0

@@ -32,6 +32,9 @@ from pytvix.store.path_info import PathInfo
 
 R = TypeVar("R")
 
+STDOUT_WRITE = 1 << 20
+"""dump writes the NAR to stdout in pieces of this size, each a hop to a worker thread."""
+
 
 def _run(options: dict[str, Any], fn: Callable[[StoreServices], Awaitable[R]]) -> R:
     addrs = ServiceAddrs.from_options(options)
@@ -67,7 +70,9 @@ def dump(store_path: str, **options: Any) -> None:
 
     async def main(services: StoreServices) -> None:
         _, node = await _node_at(services, arg)
-        await render_nar(FileSink(sys.stdout.buffer), node, services.blob, services.directory)
+        sink = FileSink(sys.stdout.buffer)
+        blobs, directories = services.blob, services.directory
+        await render_nar(sink, node, blobs, directories, buffer_size=STDOUT_WRITE)
         sys.stdout.buffer.flush()
 
     _run(options, main)

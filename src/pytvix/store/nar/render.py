@@ -23,10 +23,21 @@ from pytvix.castore.fetch import (
     files_in_order,
 )
 from pytvix.castore.nodes import DirectoryNode, FileNode, Node, SymlinkNode
+from pytvix.castore.readahead import BUDGET
 from pytvix.observability import traced
 from pytvix.store.nar.errors import NarWriteError
 from pytvix.store.nar.io import ByteSink, HashingSink
-from pytvix.store.nar.writer import NarDirectoryWriter, NarNodeWriter, NarWriter
+from pytvix.store.nar.writer import (
+    CONTENT_READ_SIZE,
+    DEFAULT_BUFFER_SIZE,
+    NarDirectoryWriter,
+    NarNodeWriter,
+    NarWriter,
+)
+
+LARGE_READ = 8 << 20
+"""What a render asks a file's reader for at a time while the read-ahead budget allows: each
+read is a hop to a worker thread, which dominates at 256 KiB (README, "Benchmarks")."""
 
 RenderErrorKind = Literal["not_found", "directory_not_found", "unexpected_eof", "invalid_input"]
 
@@ -50,18 +61,25 @@ async def render_nar(
     blobs: BlobService,
     directories: DirectoryService,
     closure: Closure | None = None,
+    *,
+    buffer_size: int = DEFAULT_BUFFER_SIZE,
 ) -> None:
-    """Write the NAR of `node` to `sink` (`closure`: its directories, if already fetched)."""
+    """Write the NAR of `node` to `sink` (`closure`: its directories, if already fetched), in
+    writes of at least `buffer_size` bytes (but the last)."""
     try:
         if closure is None:
             closure = await fetch_tree(directories, node)
         prefetcher = BlobPrefetcher(blobs, files_in_order(node, closure))
+        large_reads = BUDGET.try_take(LARGE_READ)
         try:
-            writer = NarWriter(sink)
+            read_size = LARGE_READ if large_reads else CONTENT_READ_SIZE
+            writer = NarWriter(sink, buffer_size=buffer_size, read_size=read_size)
             await _write_node(writer, node, closure, prefetcher)
             await writer.close()
         finally:
             prefetcher.close()
+            if large_reads:
+                BUDGET.give(LARGE_READ)
     except NarWriteError as e:
         raise RenderError(e.kind, str(e)) from e
     except MissingContentError as e:

@@ -40,7 +40,8 @@ from pytvix.store.nar.tokens import (
 DEFAULT_BUFFER_SIZE = 64 * 1024
 """The writer hands data to its sink in pieces of at least this size (but the last)."""
 
-_CONTENT_READ_SIZE = 256 * 1024
+CONTENT_READ_SIZE = 256 * 1024
+"""What the writer asks a ByteSource for at a time, unless told otherwise."""
 _MAX_SIZE = 2**64 - 1
 _PAR2 = TOK_PAR + TOK_PAR
 
@@ -51,11 +52,18 @@ Contents = Bytes | ByteSource | AsyncIterable[Bytes]
 class NarWriter:
     """Writes one NAR to `sink`; it is also the slot for the root node."""
 
-    __slots__ = ("_buf", "_enter", "_flushed", "_guard", "_limit", "_root", "_sink")
+    __slots__ = ("_buf", "_enter", "_flushed", "_guard", "_limit", "_read_size", "_root", "_sink")
 
-    def __init__(self, sink: ByteSink, *, buffer_size: int = DEFAULT_BUFFER_SIZE) -> None:
+    def __init__(
+        self,
+        sink: ByteSink,
+        *,
+        buffer_size: int = DEFAULT_BUFFER_SIZE,
+        read_size: int = CONTENT_READ_SIZE,
+    ) -> None:
         self._sink = sink
         self._limit = buffer_size
+        self._read_size = read_size
         self._buf = bytearray(TOK_NAR)
         self._flushed = 0
         self._root = NarNodeWriter(self, None)
@@ -162,7 +170,7 @@ class NarWriter:
         many arrived."""
         written = 0
         while written < size:
-            chunk = await source.read(min(size - written, _CONTENT_READ_SIZE))
+            chunk = await source.read(min(size - written, self._read_size))
             if not chunk:
                 return written
             if len(chunk) > size - written:
