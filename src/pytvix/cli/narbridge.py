@@ -282,16 +282,16 @@ def serve_in_workers(
 ) -> int:
     """Run `serve` in `workers` processes on one listening socket, sharing uploads through a
     private directory; the group's exit status."""
-    from pytvix.narbridge.workers import open_listener, run_workers  # noqa: PLC0415
+    from pytvix.narbridge.workers import Listener, run_workers  # noqa: PLC0415
 
     try:
-        listener = open_listener(listen_address)
+        listener = Listener(listen_address)
     except ListenAddressError as e:
         raise click.ClickException(str(e)) from e
     uploads = tempfile.mkdtemp(prefix="nar-bridge-uploads-")
     shared = dataclasses.replace(config, uploads_dir=uploads)
     try:
-        return run_workers(workers, lambda: serve(shared, listener))
+        return run_workers(workers, lambda: serve(shared, listener.for_worker()))
     finally:
         listener.close()
         shutil.rmtree(uploads, ignore_errors=True)

@@ -1,10 +1,13 @@
 """Serving nar-bridge from several processes (`--workers N`), so that NAR downloads use every
 core (one Python process serves on one).
 
-The parent opens the listening socket, then forks the workers before any thread or event
-loop exists; each serves on the inherited socket (the kernel hands each connection to one
-of them). The parent forwards SIGINT and SIGTERM to the workers and returns once all have
-ended; a worker that dies ends the others, so a supervisor restarts the whole.
+The parent checks the listen address, then forks the workers before any thread or event
+loop exists. On TCP each worker listens on a socket of its own bound to the same port
+(SO_REUSEPORT), so the kernel spreads connections over them; sharing one listening socket
+would let whichever worker wakes first accept a whole burst of connections (asyncio accepts
+up to its backlog at a time), leaving the other cores idle. A unix socket is shared. The
+parent forwards SIGINT and SIGTERM to the workers and returns once all have ended; a worker
+that dies ends the others, so a supervisor restarts the whole.
 """
 
 from __future__ import annotations
@@ -23,23 +26,41 @@ log = logging.getLogger(__name__)
 BACKLOG = 1024
 
 
-def open_listener(listen: str) -> socket.socket:
-    """A listening socket on `listen` (host:port or a unix socket path)."""
-    address = ListenAddress.parse(listen)
-    try:
-        if address.unix_path is not None:
-            remove_stale_socket(address.unix_path)
-            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            sock.bind(str(address.unix_path))
-            sock.listen(BACKLOG)
-            return sock
-        if address.host is None or address.port is None:
-            raise ListenAddressError(f"cannot listen on {listen}")
-        host = address.host.strip("[]")
-        family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        return socket.create_server((host, address.port), family=family, backlog=BACKLOG)
-    except OSError as e:
-        raise ListenAddressError(f"cannot listen on {listen}: {e.strerror}") from e
+class Listener:
+    """The listen address of a group of workers: `for_worker()` in each worker gives the
+    socket it serves on. The parent holds the address (a bound socket) until `close()`."""
+
+    def __init__(self, listen: str) -> None:
+        address = ListenAddress.parse(listen)
+        try:
+            if address.unix_path is not None:
+                remove_stale_socket(address.unix_path)
+                self._held = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                self._held.bind(str(address.unix_path))
+                self._held.listen(BACKLOG)
+                self._tcp: tuple[str, int, socket.AddressFamily] | None = None
+                return
+            if address.host is None or address.port is None:
+                raise ListenAddressError(f"cannot listen on {listen}")
+            family = socket.AF_INET6 if ":" in address.host else socket.AF_INET
+            # bound, not listening: it keeps the port (and proves it free) without taking
+            # connections
+            self._held = socket.socket(family, socket.SOCK_STREAM)
+            self._held.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            self._held.bind((address.host, address.port))
+            self._tcp = (address.host, self._held.getsockname()[1], family)
+        except OSError as e:
+            raise ListenAddressError(f"cannot listen on {listen}: {e.strerror}") from e
+
+    def for_worker(self) -> socket.socket:
+        """A listening socket for the calling worker."""
+        if self._tcp is None:
+            return self._held
+        host, port, family = self._tcp
+        return socket.create_server((host, port), family=family, backlog=BACKLOG, reuse_port=True)
+
+    def close(self) -> None:
+        self._held.close()
 
 
 def run_workers(count: int, serve: Callable[[], int]) -> int:
