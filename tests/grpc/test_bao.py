@@ -25,7 +25,9 @@ from pytvix.castore.blobservice import (
     put_blob,
     read_blob,
 )
+from pytvix.castore.blobservice import grpc as grpc_blobs
 from pytvix.castore.blobservice.grpc import GrpcBlobService
+from pytvix.castore.blobservice.spooled import StreamedBlobReader
 from pytvix.castore.composition import BLOB_SERVICES, from_addr
 from pytvix.castore.digests import B3Digest
 from pytvix.castore.errors import StorageError
@@ -34,6 +36,14 @@ from tests.verified_reads import check_groups
 
 SIZE = 40 * GROUP + 1234
 CHUNKED = "objectstore+memory:///?avg_chunk_size=65536"
+
+
+@pytest.fixture(autouse=True, params=["received whole", "streamed"])
+def stream_min(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Blobs without chunks are read either way: received whole before the first read, or
+    (above STREAM_MIN bytes) from the stream as they arrive."""
+    if request.param == "streamed":
+        monkeypatch.setattr(grpc_blobs, "STREAM_MIN", 0)
 
 
 class Servicer(BlobServicer):
@@ -148,7 +158,15 @@ async def test_reads_of_good_blobs(
         reader = await client.open_read(digest)
         assert reader is not None
         async with reader:
-            for start, end in [(0, 1), (5 * GROUP - 3, 9 * GROUP + 7), (SIZE - 10, SIZE + 5)]:
+            if url == "memory://" and tamper is bytes:  # a whole blob, with its outboard
+                assert isinstance(reader, StreamedBlobReader) == (grpc_blobs.STREAM_MIN == 0)
+            # from the start, ahead, to the end, then back again
+            for start, end in [
+                (0, 1),
+                (5 * GROUP - 3, 9 * GROUP + 7),
+                (SIZE - 10, SIZE + 5),
+                (3, 2 * GROUP),
+            ]:
                 assert await reader.read_at(start, end - start) == data[start:end]
         assert await client.outboard(digest) == BlobOutboard(SIZE, outboard(data)[1])
     await blobs.close()

@@ -4,8 +4,9 @@ returning a byte. Stat asks for the Bao outboard (`send_bao`); with it (pytvix s
 - a chunked blob is read chunk by chunk, and every read is checked group by group against
   the digest (castore.bao), so chunks that hash right but are not the blob's are an error
   for the range they spoil, not data;
-- a blob without chunks is read whole, each group checked as it arrives (spooled to disk if
-  large).
+- a blob without chunks of more than STREAM_MIN bytes is read from one Read stream as it
+  arrives, each batch of groups checked before it is returned; a read that jumps elsewhere
+  receives it whole (spooled to disk if large), as smaller ones always are.
 Without it (upstream servers): each chunk is checked against its digest, and reads from the
 start check the whole blob's digest at the end; a blob without chunks is hashed whole
 before its reader is returned. Writes stream 1 MiB pieces and the server's digest must
@@ -30,7 +31,7 @@ from pytvix.castore.blobservice import BlobReader, BlobService, BlobWriter, Chun
 from pytvix.castore.blobservice.chunked_reader import ChunkedBlobReader
 from pytvix.castore.blobservice.chunking import immutable_piece
 from pytvix.castore.blobservice.outboards import OutboardCache
-from pytvix.castore.blobservice.spooled import receive_blob
+from pytvix.castore.blobservice.spooled import StreamedBlobReader, receive_blob
 from pytvix.castore.blobservice.verified_readers import BaoVerifiedReader, WholeBlobCheck
 from pytvix.castore.composition import Composition, ServiceConfig
 from pytvix.castore.digests import B3Digest
@@ -42,6 +43,7 @@ from pytvix.castore.workers import run
 SERVICE = "/tvix.castore.v1.BlobService/"
 PIECE = 1 << 20
 QUEUE_PIECES = 8
+STREAM_MIN = 4 << 20  # unchunked blobs larger than this are read as they arrive
 
 
 class GrpcBlobService(RemoteDescription, BlobService):
@@ -149,6 +151,8 @@ class GrpcBlobService(RemoteDescription, BlobService):
             if board is not None:
                 return BaoVerifiedReader(digest, board, inner, self.url)
             return WholeBlobCheck(digest, inner, self.url)
+        if board is not None and board.size > STREAM_MIN:
+            return StreamedBlobReader(lambda: self._stream(digest), digest, board, self.url)
         return await receive_blob(self._stream(digest), digest, self.url, board)
 
     async def _fetch_chunk(self, chunk: ChunkMeta, check: bool) -> bytes:

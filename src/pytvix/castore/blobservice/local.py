@@ -126,24 +126,36 @@ class LocalBlobService(BlobService):
             or txn.get(digest, db=self._files) is not None
         )
 
+    def _locate(self, txn: Any, digest: bytes) -> tuple[bytes | None, int] | None:
+        """(its bytes if inline, else None; its size), without copying a file blob's outboard
+        (4 MiB for a 1 GiB blob); for read_views transactions."""
+        value = txn.get(digest, db=self._blobs)
+        if value is not None:
+            return bytes(value), len(value)
+        value = txn.get(digest, db=self._files)
+        if value is None:
+            return None
+        if len(value) < _U64.size:
+            raise StorageError(f"blob record of {B3Digest(digest)} is corrupt")
+        return None, _U64.unpack_from(value)[0]
+
     def record(self, digest: bytes) -> Record | None:
         return self.env.read(lambda txn: self._get(txn, digest))
 
     # --- reading ---------------------------------------------------------------------------
 
     async def has(self, digest: B3Digest) -> bool:
-        return self.env.read(lambda txn: self._present(txn, digest))
+        return self.env.read_views(lambda txn: self._present(txn, digest))
 
     async def open_read(self, digest: B3Digest) -> BlobReader | None:
-        record = self.record(digest)
-        if record is None:
+        found = self.env.read_views(lambda txn: self._locate(txn, digest))
+        if found is None:
             return None
-        if record.inline:
-            return BytesBlobReader(self._verified_inline(digest, record))
+        inline, size = found
+        if inline is not None:
+            return BytesBlobReader(self._verified_inline(digest, inline))
         fd = await run(self._open_file, digest)
-        return VerifiedFileReader(
-            self._file_blob(fd, digest, record.size), self.files.path(digest.hex())
-        )
+        return VerifiedFileReader(self._file_blob(fd, digest, size), self.files.path(digest.hex()))
 
     async def outboard(self, digest: B3Digest) -> BlobOutboard | None:
         """File blobs: the outboard their record keeps; inline ones (at most 64 KiB, four
@@ -152,14 +164,14 @@ class LocalBlobService(BlobService):
         if record is None:
             return None
         if record.inline:
-            _, pairs = outboard(self._verified_inline(digest, record))
+            _, pairs = outboard(self._verified_inline(digest, record.data))
             return BlobOutboard(record.size, pairs)
         return BlobOutboard(record.size, record.data)
 
-    def _verified_inline(self, digest: bytes, record: Record) -> bytes:
-        if blake3.blake3(record.data).digest() != digest:
+    def _verified_inline(self, digest: bytes, data: bytes) -> bytes:
+        if blake3.blake3(data).digest() != digest:
             raise StorageError(f"blob {B3Digest(digest)} in {self.root} is corrupt")
-        return record.data
+        return data
 
     def _open_file(self, digest: bytes) -> int:
         fd = self.files.open(digest.hex())
@@ -173,14 +185,15 @@ class LocalBlobService(BlobService):
 
     def read_whole(self, digest: bytes, limit: int) -> bytes | None:
         """A blob's bytes, up to limit + 1 of them, verified (blocking; worker threads)."""
-        record = self.record(digest)
-        if record is None:
+        found = self.env.read_views(lambda txn: self._locate(txn, digest))
+        if found is None:
             return None
-        if record.inline:
-            return self._verified_inline(digest, record)[: limit + 1]
+        inline, size = found
+        if inline is not None:
+            return self._verified_inline(digest, inline)[: limit + 1]
         fd = self._open_file(digest)
         try:
-            return self._file_blob(fd, digest, record.size).read(0, limit + 1)
+            return self._file_blob(fd, digest, size).read(0, limit + 1)
         finally:
             os.close(fd)
 
@@ -339,7 +352,7 @@ class LocalBlobService(BlobService):
         for digest, record in self.records():
             try:
                 if record.inline:
-                    self._verified_inline(digest, record)
+                    self._verified_inline(digest, record.data)
                 else:
                     recorded.add(digest.hex())
                     self._scrub_file(digest, record)

@@ -1,11 +1,12 @@
 """Receiving a whole blob from a stream, verified (by its digest, or group by group with its
-outboard), into memory or (past a limit) a temporary file, then reading it back seekably."""
+outboard), into memory or (past a limit) a temporary file, then reading it back seekably;
+or, with its outboard, reading it from the stream as it arrives (StreamedBlobReader)."""
 
 from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 
 import blake3
 
@@ -19,6 +20,7 @@ from pytvix.castore.workers import run
 
 SPOOL_MEMORY = 64 << 20
 CHECK_BATCH = 64 * GROUP  # bytes checked at once against an outboard
+SKIP_AHEAD = 8 << 20  # a streamed read this far ahead of the stream skips to it
 
 
 class TempFileBlobReader(BlobReader):
@@ -177,3 +179,99 @@ class _GroupCheck:
                 self.reason = self.reason or (
                     f"{self.source} sent bytes of blob {self.digest} that are not the blob's: {e}"
                 )
+
+
+class StreamedBlobReader(BlobReader):
+    """A blob without chunks, read with its outboard from a stream of the whole blob: while
+    reads go on where the previous one ended (or a little ahead: SKIP_AHEAD), they take from
+    the stream, each batch of groups checked before a byte of it is returned, holding about
+    one batch. The first read anywhere else receives the whole blob (receive_blob, from a
+    new stream) and reads from that. Reads of groups that do not verify are StorageErrors
+    naming the bytes. Not for concurrent use (callers serialize reads on one reader)."""
+
+    def __init__(
+        self,
+        open_stream: Callable[[], AsyncIterator[bytes | memoryview]],
+        digest: B3Digest,
+        outboard: BlobOutboard,
+        source: str,
+    ) -> None:
+        self.size = outboard.size
+        self._open_stream = open_stream
+        self._digest = digest
+        self._outboard = outboard
+        self._source = source
+        self._stream: AsyncIterator[bytes | memoryview] | None = None
+        self._check = _GroupCheck(digest, outboard, source)
+        self._ready = ByteQueue()  # checked, from self._at on
+        self._at = 0  # blob offset of the first byte in self._ready
+        self._ended = False
+        self._whole: BlobReader | None = None  # the blob received whole, after a jump
+        self._pos = 0
+
+    def tell(self) -> int:
+        return self._pos
+
+    async def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
+        self._pos = self._resolve_seek(offset, whence)
+        return self._pos
+
+    async def read(self, n: int = -1) -> bytes:
+        data = await self.read_at(self._pos, self.size - self._pos if n < 0 else n)
+        self._pos += len(data)
+        return data
+
+    async def read_at(self, offset: int, n: int) -> bytes:
+        end = min(self.size, offset + max(n, 0))
+        if offset >= end:
+            return b""
+        if self._whole is None and not self._at <= offset <= self._at + SKIP_AHEAD:
+            await self._receive_whole()
+        if self._whole is not None:
+            return await self._whole.read_at(offset, end - offset)
+        while self._at + self._ready.size < end and not self._ended:
+            await self._receive()
+        self._ready.take(offset - self._at)  # skipped ahead
+        self._at = offset
+        for lo, hi in self._check.bad:
+            if lo < end and offset < hi:
+                raise StorageError(f"{self._check.reason} (bytes {lo}-{hi})")
+        data = bytes(self._ready.take(end - offset))
+        self._at = end
+        return data
+
+    async def _receive(self) -> None:
+        if self._stream is None:
+            self._stream = self._open_stream()
+        piece = await anext(self._stream, None)
+        if piece is None:
+            self._ended = True
+            checked = await self._check.finish()
+        else:
+            checked = await self._check.feed(piece)
+        for data in checked:
+            self._ready.append(data)
+
+    async def _receive_whole(self) -> None:
+        await self._close_stream()
+        self._ready = ByteQueue()
+        stream = self._open_stream()
+        try:
+            self._whole = await receive_blob(stream, self._digest, self._source, self._outboard)
+        finally:
+            await _aclose(stream)
+
+    async def _close_stream(self) -> None:
+        if self._stream is not None:
+            stream, self._stream = self._stream, None
+            await _aclose(stream)
+
+    async def close(self) -> None:
+        await self._close_stream()
+        if self._whole is not None:
+            await self._whole.close()
+
+
+async def _aclose(stream: AsyncIterator[bytes | memoryview]) -> None:
+    if isinstance(stream, AsyncGenerator):
+        await stream.aclose()
