@@ -115,7 +115,8 @@ class BlobReader(ABC):
 
 class PositionalReader(BlobReader):
     """Base of readers whose reads are positional: they implement `read_at` (safe to run
-    concurrently); `read`, `seek` and `tell` keep a position on top of it."""
+    concurrently unless the class says otherwise); `read`, `seek` and `tell` keep a position
+    on top of it."""
 
     _pos = 0
 

@@ -12,7 +12,7 @@ import blake3
 
 from pytvix.buffers import Buffer, ByteQueue
 from pytvix.castore.bao import GROUP, BaoError, BlobOutboard, verify_groups
-from pytvix.castore.blobservice import BlobReader, BytesBlobReader
+from pytvix.castore.blobservice import BlobReader, BytesBlobReader, PositionalReader
 from pytvix.castore.blobservice.verified_readers import DamagedRanges
 from pytvix.castore.digests import B3Digest
 from pytvix.castore.errors import StorageError
@@ -181,13 +181,13 @@ class _GroupCheck:
                 )
 
 
-class StreamedBlobReader(BlobReader):
+class StreamedBlobReader(PositionalReader):
     """A blob without chunks, read with its outboard from a stream of the whole blob: while
     reads go on where the previous one ended (or a little ahead: SKIP_AHEAD), they take from
     the stream, each batch of groups checked before a byte of it is returned, holding about
     one batch. The first read anywhere else receives the whole blob (receive_blob, from a
     new stream) and reads from that. Reads of groups that do not verify are StorageErrors
-    naming the bytes. Not for concurrent use (callers serialize reads on one reader)."""
+    naming the bytes. Its read_at is not for concurrent calls (callers serialize them)."""
 
     def __init__(
         self,
@@ -207,19 +207,6 @@ class StreamedBlobReader(BlobReader):
         self._at = 0  # blob offset of the first byte in self._ready
         self._ended = False
         self._whole: BlobReader | None = None  # the blob received whole, after a jump
-        self._pos = 0
-
-    def tell(self) -> int:
-        return self._pos
-
-    async def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
-        self._pos = self._resolve_seek(offset, whence)
-        return self._pos
-
-    async def read(self, n: int = -1) -> bytes:
-        data = await self.read_at(self._pos, self.size - self._pos if n < 0 else n)
-        self._pos += len(data)
-        return data
 
     async def read_at(self, offset: int, n: int) -> bytes:
         end = min(self.size, offset + max(n, 0))
