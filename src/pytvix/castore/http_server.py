@@ -24,6 +24,7 @@ from pytvix.castore.bao_encode import encode_ranges
 from pytvix.castore.bao_plan import encoded_size
 from pytvix.castore.bao_ranges import CHUNK, ChunkRanges, RangeSpec, RangeSyntaxError
 from pytvix.castore.blobservice import BlobReader, BlobService, read_range
+from pytvix.castore.blobservice.outboards import OutboardCache
 from pytvix.castore.canonical import varint
 from pytvix.castore.digests import B3Digest
 from pytvix.castore.directoryservice import DirectoryService, EncodedClosureSource
@@ -105,6 +106,7 @@ class CastoreHttp:
         self.blobs = blobs
         self.directories = directories
         self.guard = guard
+        self._outboards = OutboardCache()
 
     def add_routes(self, app: web.Application) -> None:
         for path, handler, name in (
@@ -188,10 +190,17 @@ class CastoreHttp:
         return reader
 
     async def _outboard(self, digest: B3Digest) -> BlobOutboard:
+        """The blob's outboard, kept in a bounded cache (a 1 GiB blob's is 4 MiB; fetching it
+        for every range request cost more than the range): what the store still has is
+        served from there. Callers check the pairs they send."""
         async with _storage(None):
+            board = self._outboards.get(digest)
+            if board is not None and await self.blobs.has(digest):
+                return board
             board = await self.blobs.outboard(digest)
         if board is None:
             raise _not_found(f"blob {digest.hex()} not found")
+        self._outboards.put(digest, board)
         return board
 
     # --- directories -----------------------------------------------------------------------

@@ -48,7 +48,7 @@ from pytvix.castore.blobservice import (
 )
 from pytvix.castore.composition import Composition, ConfigError, ServiceConfig, ServiceUrl
 from pytvix.castore.digests import B3Digest
-from pytvix.castore.drivers.blob_files import BlobFiles, discard
+from pytvix.castore.drivers.blob_files import BlobFiles, StagingFile, discard
 from pytvix.castore.drivers.lmdb import LmdbEnv
 from pytvix.castore.drivers.objectstore import parse_bool
 from pytvix.castore.errors import StorageError
@@ -527,8 +527,7 @@ class LocalBlobWriter(BlobWriter):
         self._service = service
         self._parts: list[bytes] = []
         self._buffered = 0
-        self._staging: str | None = None
-        self._fd: int | None = None
+        self._file: StagingFile | None = None
         self._hasher: OutboardHasher | None = None
         self._digest: B3Digest | None = None
 
@@ -536,7 +535,7 @@ class LocalBlobWriter(BlobWriter):
         if self._digest is not None:
             raise StorageError("write after close")
         n = len(data)
-        if self._fd is None and self._buffered + n <= self._service.inline_max:
+        if self._file is None and self._buffered + n <= self._service.inline_max:
             self._parts.append(bytes(data))
             self._buffered += n
             return n
@@ -548,8 +547,8 @@ class LocalBlobWriter(BlobWriter):
             self._append(data)
 
     def _append(self, data: Buffer) -> None:
-        if self._fd is None:
-            self._staging, self._fd = self._service.files.create_staging()
+        if self._file is None:
+            self._file = self._service.files.open_staging()
             self._hasher = OutboardHasher()
             pending, self._parts = [*self._parts, data], []
         else:
@@ -557,13 +556,11 @@ class LocalBlobWriter(BlobWriter):
         assert self._hasher is not None
         for piece in pending:
             self._hasher.update(piece)
-            view = memoryview(piece)
-            while view:
-                view = view[os.write(self._fd, view) :]
+            self._file.write(piece)
 
     async def close(self) -> B3Digest:
         if self._digest is None:
-            if self._fd is None:
+            if self._file is None:
                 data = b"".join(self._parts)
                 [(digest, new)] = await run(self._service.store_all, [data])
                 self._parts = []
@@ -574,30 +571,30 @@ class LocalBlobWriter(BlobWriter):
         return self._digest
 
     def _finish_file(self) -> tuple[B3Digest, int | None]:
-        assert self._fd is not None
+        assert self._file is not None
         assert self._hasher is not None
-        assert self._staging is not None
         service = self._service
         digest, outboard_ = self._hasher.finalize()
         size = len(self._hasher)
+        file, self._file = self._file, None
         try:
+            file.finish()
             if service.fsync:
-                os.fsync(self._fd)
-        finally:
-            os.close(self._fd)
-            self._fd = None
-        rows = [Row(digest, size, None, outboard_, self._staging)]
-        self._staging = None
+                os.fsync(file.fd)
+        except BaseException:
+            file.close()
+            discard(file.path)
+            raise
+        file.close()
+        rows = [Row(digest, size, None, outboard_, file.path)]
         [fresh] = service.env.write(partial(service._put_records, rows=rows))
         return B3Digest(digest), size if fresh else 0
 
     async def abort(self) -> None:
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
-        if self._staging is not None:
-            discard(self._staging)
-            self._staging = None
+        if self._file is not None:
+            file, self._file = self._file, None
+            file.close()
+            discard(file.path)
         self._parts = []
 
 

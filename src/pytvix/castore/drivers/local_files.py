@@ -38,7 +38,7 @@ from pytvix.buffers import Parts
 DIRECT_MIN = 64 << 10
 DIRECT_MAX = 8 << 20
 EARLY_WRITEBACK = 64 << 10
-_ALIGN = 4096  # O_DIRECT alignment of buffer, offset and length (the largest sector size)
+ALIGN = 4096  # O_DIRECT alignment of buffer, offset and length (the largest sector size)
 _IOV_MAX = 1024
 _READ_FLAGS = os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW
 _READ_PIECE = 4 << 20
@@ -227,18 +227,25 @@ def _write_direct(fd: int, parts: Parts, size: int) -> None:
     for part in parts:
         buf[offset : offset + len(part)] = part
         offset += len(part)
-    bulk = size - size % _ALIGN
     view = memoryview(buf)
     try:
-        done = 0
-        while done < bulk:
-            done += os.write(fd, view[done:bulk])
-        if bulk < size:
-            fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) & ~os.O_DIRECT)
-            while done < size:
-                done += os.write(fd, view[done:size])
+        write_aligned(fd, view[:size])
     finally:
         view.release()
+
+
+def write_aligned(fd: int, data: memoryview) -> None:
+    """Write `data` (page-aligned memory) to an O_DIRECT file whose offset is a multiple of
+    ALIGN: the aligned bulk directly, a last partial block after switching the file to
+    buffered I/O (so only the file's last write may be partial)."""
+    bulk = len(data) - len(data) % ALIGN
+    done = 0
+    while done < bulk:
+        done += os.write(fd, data[done:bulk])
+    if bulk < len(data):
+        fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) & ~os.O_DIRECT)
+        while done < len(data):
+            done += os.write(fd, data[done:])
 
 
 class FileLock:
