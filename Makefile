@@ -53,7 +53,7 @@ native-test:
 ## Everything CI runs: lint, types, generated-code drift, native and Python tests
 check: lint type proto-check native-test test
 
-## Benchmarks against peers (see bench/README.md); prints ratios
+## Benchmarks against peers (README, "Benchmarks"); prints ratios
 bench: setup
 	$(BIN)/python -m bench
 

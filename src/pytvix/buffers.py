@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 Buffer = bytes | bytearray | memoryview
 """Contiguous bytes: data read, written, hashed or sent as is."""
@@ -21,6 +21,24 @@ def joined(data: Buffer | Parts) -> Buffer:
     if isinstance(data, bytes | bytearray | memoryview):
         return data
     return data[0] if len(data) == 1 else b"".join(data)
+
+
+def split_parts(parts: Parts, size: int) -> Iterator[list[memoryview]]:
+    """The bytes of `parts` regrouped into runs of `size` bytes (the last may be shorter), as
+    views: nothing is copied."""
+    run: list[memoryview] = []
+    room = size
+    for part in parts:
+        view = memoryview(part).cast("B")
+        while view:
+            piece, view = view[:room], view[room:]
+            run.append(piece)
+            room -= len(piece)
+            if not room:
+                yield run
+                run, room = [], size
+    if run:
+        yield run
 
 
 class ByteQueue:

@@ -16,6 +16,7 @@ from google.protobuf.message import DecodeError, Message
 from grpc import aio
 
 from pytvix._proto.tvix.castore.protos import castore_pb2, rpc_blobstore_pb2, rpc_directory_pb2
+from pytvix.buffers import split_parts
 from pytvix.castore.bao import BaoError, check_outboard_async
 from pytvix.castore.blobservice import BlobService, ChunkMeta
 from pytvix.castore.digests import B3_LEN, B3Digest
@@ -28,6 +29,7 @@ from pytvix.castore.directoryservice import (
 from pytvix.castore.drivers.blob_chunk_wire import blob_chunk_data, encode_blob_chunk
 from pytvix.castore.errors import CastoreError, DirectoryError, InvalidRequestError, StorageError
 from pytvix.castore.proto import directory_from_proto
+from pytvix.castore.readahead import BUDGET
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +37,9 @@ BLOB_SERVICE = "tvix.castore.v1.BlobService"
 DIRECTORY_SERVICE = "tvix.castore.v1.DirectoryService"
 # bytes per BlobChunk sent: grpc keeps about two messages of a stream in flight, so this is
 # most of what a client that stops reading holds of the server (see test_robustness)
-READ_PIECE = 256 << 10
+READ_PIECE = 256 << 10  # data per BlobChunk message
+LARGE_READ = 4 << 20  # read from the store at a time while the read-ahead budget allows:
+# each read is a hop to a worker thread and, cold, a wait on the disk
 
 Context = aio.ServicerContext[Any, Any]
 
@@ -127,9 +131,15 @@ class BlobServicer:
             reader = await self.blobs.open_read(digest)
             if reader is None:
                 await context.abort(grpc.StatusCode.NOT_FOUND, f"blob {digest} not found")
-            async with reader:
-                while parts := await reader.read_parts(READ_PIECE):
-                    yield encode_blob_chunk(*parts)
+            large = BUDGET.try_take(LARGE_READ)
+            try:
+                async with reader:
+                    while parts := await reader.read_parts(LARGE_READ if large else READ_PIECE):
+                        for message in split_parts(parts, READ_PIECE):
+                            yield encode_blob_chunk(*message)
+            finally:
+                if large:
+                    BUDGET.give(LARGE_READ)
         except CastoreError as e:
             await abort_with(context, e)
 

@@ -61,6 +61,7 @@ BLOBS = b"blob"
 FILES = b"blob_file"
 WRITTEN = b"blob_written"
 INLINE_MAX = 64 << 10
+READ_AHEAD = 16 << 20  # sequential file reads ask the kernel to read this far ahead
 _U64 = struct.Struct("<Q")
 _TIME = struct.Struct("<d")  # written times: seconds since the epoch
 BATCH = 4096  # records per read transaction when walking all of them
@@ -607,10 +608,13 @@ class FileBlob:
     size: int
     check: Callable[[int, bytes], None]
 
-    def read(self, offset: int, n: int) -> bytes:
-        """Bytes [offset, offset + n), checked against the digest (blocking)."""
+    def read(self, offset: int, n: int, ahead: int = 0) -> bytes:
+        """Bytes [offset, offset + n), checked against the digest (blocking); with `ahead`,
+        the kernel is first asked to start reading that many bytes beyond them."""
         end = min(self.size, offset + n)
         first, start, stop = group_span(self.size, offset, end)
+        if ahead and stop < self.size:
+            os.posix_fadvise(self.fd, stop, ahead, os.POSIX_FADV_WILLNEED)
         data = os.pread(self.fd, stop - start, start)
         while len(data) < stop - start:
             more = os.pread(self.fd, stop - start - len(data), start + len(data))
@@ -634,14 +638,17 @@ class VerifiedFileReader(PositionalReader):
         self._blob = blob
         self.size = blob.size
         self._path = path
+        self._next = 0  # where a sequential read would go on
         self._pos = 0
         self._closed = False
 
     async def read_at(self, offset: int, n: int) -> bytes:
         if offset >= self.size or n <= 0:
             return b""
+        ahead = READ_AHEAD if offset == self._next else 0  # sequential: the disk works ahead
+        self._next = offset + n
         try:
-            return await run(self._blob.read, offset, n)
+            return await run(self._blob.read, offset, n, ahead)
         except StorageError as e:
             raise StorageError(f"{self._path}: {e}") from e
 
