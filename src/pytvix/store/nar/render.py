@@ -37,7 +37,8 @@ from pytvix.store.nar.writer import (
 
 LARGE_READ = 8 << 20
 """What a render asks a file's reader for at a time while the read-ahead budget allows: each
-read is a hop to a worker thread, which dominates at 256 KiB (README, "Benchmarks")."""
+read is a hop to a worker thread, which dominates at 256 KiB (README, "Measurements behind the
+code")."""
 
 RenderErrorKind = Literal["not_found", "directory_not_found", "unexpected_eof", "invalid_input"]
 
