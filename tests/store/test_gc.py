@@ -146,6 +146,7 @@ def test_bad_arguments_are_clear_errors(tmp_path: Path) -> None:
     for args, message in (
         (["gc", "--grace", "soon"], "is not a duration"),
         (["gc", "--max-size", "lots"], "is not a size"),
+        (["gc", "--priority", "urgent"], "'background', 'normal'"),
         (["delete", "/nix/store/" + "0" * 32 + "-absent"], "no such store path"),
         (["pin", "name", "not-a-path"], "is not a store path"),
     ):

@@ -12,6 +12,7 @@ from pytvix.castore.gc import write_refresh
 from pytvix.cli.app import cli
 from pytvix.cli.common import ServiceAddrs, error_line, run_async, service_options, with_store
 from pytvix.cli.observability import gc_report_path
+from pytvix.cli.priority import Priority, apply_priority, priority_option
 from pytvix.cli.progress import human_bytes, progress_display
 from pytvix.cli.units import DURATION, SIZE
 from pytvix.observability.gc_report import write_report
@@ -161,12 +162,15 @@ def delete(store_paths: tuple[str, ...], force: bool, closure: bool, **options: 
     "nar-bridge's metrics (default for the embedded store: $TVIX_STORE_HOME/gc-report.json). "
     "Dry runs leave it alone.",
 )
+@priority_option
 def gc(
     dry_run: bool,
     grace: float,
     keep_since: float | None,
     max_size: int | None,
     as_json: bool,
+    *,
+    priority: Priority,
     **options: Any,
 ) -> None:
     """Delete blobs and directories no store path or pin reaches.
@@ -184,6 +188,7 @@ def gc(
             err=True,
         )
     gc_options = GcOptions(dry_run, grace, keep_since, max_size)
+    apply_priority(priority)
     report_file: str | None = options.pop("report_file")
     report_path = gc_report_path(
         report_file, ServiceAddrs.from_options(dict(options)).uses_embedded
@@ -229,7 +234,10 @@ def _print_summary(report: GcReport) -> None:
 )
 @click.option("--dry-run", is_flag=True, help="Report what would be evicted; change nothing.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON on stdout.")
-def trim_cache(max_size: int, dry_run: bool, as_json: bool, **options: Any) -> None:
+@priority_option
+def trim_cache(
+    max_size: int, dry_run: bool, as_json: bool, priority: Priority, **options: Any
+) -> None:
     """Evict the oldest objects of the near blob caches until each fits in --max-size.
 
     For compositions with a `cache` (or upstream's `combined`) blob service: the near store
@@ -247,6 +255,7 @@ def trim_cache(max_size: int, dry_run: bool, as_json: bool, **options: Any) -> N
         with progress_display("trimming") as progress:
             return await trim(caches, max_size, dry_run=dry_run, progress=progress)
 
+    apply_priority(priority)
     report: TrimReport = _run(options, main)
     if as_json:
         click.echo(json.dumps(report.as_json(), indent=2))
