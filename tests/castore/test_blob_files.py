@@ -4,6 +4,7 @@ byte whatever the piece sizes, and buffered where the file system refuses O_DIRE
 from __future__ import annotations
 
 import errno
+import fcntl
 import os
 import random
 from pathlib import Path
@@ -55,16 +56,16 @@ def test_file_systems_refusing_direct_io_get_buffered_writes(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Refused when the file is switched to O_DIRECT: buffered, and not asked again."""
-    real_fcntl = blob_files.fcntl.fcntl
+    real_fcntl = fcntl.fcntl
     asked = []
 
     def refusing_fcntl(fd: int, cmd: int, arg: int = 0) -> int:
-        if cmd == blob_files.fcntl.F_SETFL and arg & os.O_DIRECT:
+        if cmd == fcntl.F_SETFL and arg & os.O_DIRECT:
             asked.append(fd)
             raise OSError(errno.EINVAL, "Invalid argument")
         return real_fcntl(fd, cmd, arg)
 
-    monkeypatch.setattr(blob_files.fcntl, "fcntl", refusing_fcntl)
+    monkeypatch.setattr(fcntl, "fcntl", refusing_fcntl)
     files = BlobFiles(str(tmp_path))
     data = os.urandom(DIRECT_BUFFER + 5)
     assert write(files, data, 1 << 20).read_bytes() == data

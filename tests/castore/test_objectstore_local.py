@@ -257,7 +257,7 @@ def test_kernels_without_cached_lookups_open_plainly(
             ctypes.set_errno(errno.ENOSYS)
             return -1
 
-    monkeypatch.setattr(local_files, "_libc", OldKernel)
+    monkeypatch.setattr(local_files, "libc", OldKernel)
     monkeypatch.setattr(local_files, "_cached_lookups", True)
     (tmp_path / "f").write_bytes(b"data")
     for _ in range(2):

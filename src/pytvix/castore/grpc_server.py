@@ -131,15 +131,11 @@ class BlobServicer:
             reader = await self.blobs.open_read(digest)
             if reader is None:
                 await context.abort(grpc.StatusCode.NOT_FOUND, f"blob {digest} not found")
-            large = BUDGET.try_take(LARGE_READ)
-            try:
+            with BUDGET.reserved(LARGE_READ) as large:
                 async with reader:
                     while parts := await reader.read_parts(LARGE_READ if large else READ_PIECE):
                         for message in split_parts(parts, READ_PIECE):
                             yield encode_blob_chunk(*message)
-            finally:
-                if large:
-                    BUDGET.give(LARGE_READ)
         except CastoreError as e:
             await abort_with(context, e)
 

@@ -12,6 +12,9 @@ Used from the event loop only (no locking). Servers set the limit from their opt
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 DEFAULT_LIMIT = 256 << 20
 
 
@@ -29,6 +32,16 @@ class ReadaheadBudget:
 
     def give(self, n: int) -> None:
         self.used -= n
+
+    @contextmanager
+    def reserved(self, n: int) -> Iterator[bool]:
+        """Hold `n` bytes for the with-block if they fit (yields whether they did)."""
+        taken = self.try_take(n)
+        try:
+            yield taken
+        finally:
+            if taken:
+                self.give(n)
 
 
 BUDGET = ReadaheadBudget()

@@ -19,6 +19,8 @@ from typing import Any, Literal, TypeVar
 
 import click
 
+from pytvix.castore.drivers.local_files import libc
+
 Priority = Literal["background", "normal"]
 PRIORITIES: tuple[Priority, ...] = ("background", "normal")
 
@@ -82,6 +84,4 @@ def io_priority(tid: int = 0) -> tuple[int, int] | None:
 
 def _syscall(*args: int) -> int:
     # syscall() is variadic and reads every argument as a long: pass them as such
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.syscall.restype = ctypes.c_long
-    return int(libc.syscall(*(ctypes.c_long(arg) for arg in args)))
+    return int(libc().syscall(*(ctypes.c_long(arg) for arg in args)))

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import fcntl
 import itertools
 import mmap
 import os
@@ -20,6 +19,7 @@ from collections.abc import Iterator
 from pytvix.buffers import Buffer, Parts
 from pytvix.castore.drivers.local_files import (
     GroupCommit,
+    set_direct,
     syncfs,
     write_aligned,
     write_all,
@@ -160,9 +160,7 @@ class StagingFile:
         self._held = 0
         if files.direct:
             try:
-                fcntl.fcntl(
-                    self.fd, fcntl.F_SETFL, fcntl.fcntl(self.fd, fcntl.F_GETFL) | os.O_DIRECT
-                )
+                set_direct(self.fd, True)
                 self._buffer = mmap.mmap(-1, DIRECT_BUFFER)
             except OSError as e:
                 if e.errno != errno.EINVAL:
@@ -198,8 +196,7 @@ class StagingFile:
                 if e.errno != errno.EINVAL:
                     raise
                 self._files.direct = False  # refused at the first write: buffered from now on
-                flags = fcntl.fcntl(self.fd, fcntl.F_GETFL)
-                fcntl.fcntl(self.fd, fcntl.F_SETFL, flags & ~os.O_DIRECT)
+                set_direct(self.fd, False)
                 os.lseek(self.fd, at, os.SEEK_SET)
                 write_all(self.fd, [held])
         finally:

@@ -170,7 +170,7 @@ def syncfs(path: str) -> None:
     """Write everything cached for the file system holding `path` to disk, and wait."""
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
     try:
-        if _libc().syncfs(fd) != 0:
+        if libc().syncfs(fd) != 0:
             err = ctypes.get_errno()
             raise OSError(err, os.strerror(err), path)
     finally:
@@ -234,6 +234,12 @@ def _write_direct(fd: int, parts: Parts, size: int) -> None:
         view.release()
 
 
+def set_direct(fd: int, direct: bool) -> None:
+    """Switch an open file to O_DIRECT or back to buffered I/O (EINVAL where refused)."""
+    flags = fcntl.fcntl(fd, fcntl.F_GETFL)
+    fcntl.fcntl(fd, fcntl.F_SETFL, flags | os.O_DIRECT if direct else flags & ~os.O_DIRECT)
+
+
 def write_aligned(fd: int, data: memoryview) -> None:
     """Write `data` (page-aligned memory) to an O_DIRECT file whose offset is a multiple of
     ALIGN: the aligned bulk directly, a last partial block after switching the file to
@@ -243,7 +249,7 @@ def write_aligned(fd: int, data: memoryview) -> None:
     while done < bulk:
         done += os.write(fd, data[done:bulk])
     if bulk < len(data):
-        fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) & ~os.O_DIRECT)
+        set_direct(fd, False)
         while done < len(data):
             done += os.write(fd, data[done:])
 
@@ -328,7 +334,7 @@ def open_cached(path: str, flags: int) -> int:
     if _cached_lookups:
         how = _OpenHow(flags, 0, _RESOLVE_CACHED)
         # syscall() is variadic and reads every argument as a long: pass them as such
-        fd = _libc().syscall(
+        fd = libc().syscall(
             ctypes.c_long(_SYS_OPENAT2),
             ctypes.c_long(_AT_FDCWD),
             ctypes.c_char_p(os.fsencode(path)),
@@ -349,23 +355,24 @@ def open_cached(path: str, flags: int) -> int:
 _libc_handle: Any = None
 
 
-def _libc() -> Any:
+def libc() -> Any:
+    """libc through the process's own symbols, its `syscall` returning a long (loaded once)."""
     global _libc_handle
     if _libc_handle is None:
         # the process's own symbols, libc's among them (find_library would run ldconfig)
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.syscall.restype = ctypes.c_long
-        libc.sync_file_range.argtypes = [
+        handle = ctypes.CDLL(None, use_errno=True)
+        handle.syscall.restype = ctypes.c_long
+        handle.sync_file_range.argtypes = [
             ctypes.c_int,
             ctypes.c_int64,
             ctypes.c_int64,
             ctypes.c_uint,
         ]
-        _libc_handle = libc
+        _libc_handle = handle
     return _libc_handle
 
 
 def _start_writeback(fd: int) -> None:
     """Start writing the file's dirty pages to disk, without waiting (a hint: errors surface
     at the durability barrier)."""
-    _libc().sync_file_range(fd, 0, 0, _SYNC_FILE_RANGE_WRITE)
+    libc().sync_file_range(fd, 0, 0, _SYNC_FILE_RANGE_WRITE)

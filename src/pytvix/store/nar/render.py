@@ -71,16 +71,14 @@ async def render_nar(
         if closure is None:
             closure = await fetch_tree(directories, node)
         prefetcher = BlobPrefetcher(blobs, files_in_order(node, closure))
-        large_reads = BUDGET.try_take(LARGE_READ)
         try:
-            read_size = LARGE_READ if large_reads else CONTENT_READ_SIZE
-            writer = NarWriter(sink, buffer_size=buffer_size, read_size=read_size)
-            await _write_node(writer, node, closure, prefetcher)
-            await writer.close()
+            with BUDGET.reserved(LARGE_READ) as large_reads:
+                read_size = LARGE_READ if large_reads else CONTENT_READ_SIZE
+                writer = NarWriter(sink, buffer_size=buffer_size, read_size=read_size)
+                await _write_node(writer, node, closure, prefetcher)
+                await writer.close()
         finally:
             prefetcher.close()
-            if large_reads:
-                BUDGET.give(LARGE_READ)
     except NarWriteError as e:
         raise RenderError(e.kind, str(e)) from e
     except MissingContentError as e:
