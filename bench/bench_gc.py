@@ -9,7 +9,11 @@
   (objects per second) come from gc's JSON report.
 - import during gc: `tvix-store import` of a salted copy of the Python stdlib into the store
   holding the N paths, alone against while another process collects it in a loop (speed
-  ratio: with / alone).
+  ratio: with / alone). IMPORT_PAIRS imports per side and run. Before each import with gc, a
+  fiftieth of the kept paths lose their roots, and the import starts at a random point of
+  the collections (uniform over one collection's duration), so it meets marking, scanning
+  and deleting in proportion. Both sides run with PYTVIX_WRITE_REFRESH=10s and the loop with
+  --grace 30s (the safe minimum for that refresh), so the loop deletes what was unrooted.
 
 Setting up takes minutes at full size (N = 10,000, about a million objects): BENCH_SCALE
 scales N; BENCH_RUNS (at most 3 here) the repetitions.
@@ -44,11 +48,15 @@ from bench.common import (
     settle_after_deletes,
     timed,
 )
+from pytvix.cli.units import parse_duration
 
 FILES_PER_PATH = 100
 DIRS_PER_PATH = 10
 SHARED_FILES = 2000  # the pool a fifth of every path's files come from
 NIX_ADD_BATCH = 500
+IMPORT_PAIRS = 3  # imports alone and with gc, per run
+WRITE_REFRESH = "10"  # seconds (PYTVIX_WRITE_REFRESH) while imports meet collections
+LOOP_GRACE = "30s"  # the safe minimum for that refresh: twice it, and more
 
 
 def gc_trees(count: int) -> list[Path]:
@@ -114,7 +122,7 @@ def main() -> None:
     sweep_row = report.add(Row("our sweep rate (objects/s)", unit="/s", higher_is_better=True))
     during = report.add(
         Row(
-            "import stdlib while gc runs (peer: alone)",
+            f"import stdlib while gc runs ({IMPORT_PAIRS} per run; peer: alone)",
             unit="MB/s",
             higher_is_better=True,
             target=">= 0.8",
@@ -124,9 +132,11 @@ def main() -> None:
     _, stdlib_size = tree_stats(stdlib)
     scratch = scratch_dir("gc")
     remove_at_exit(scratch)
+    deleted_during = loops = 0
     for run in range(runs):
         home, nix_root = scratch / f"ours{run}", scratch / f"nix{run}"
         ours_paths = fill_ours(home, trees)
+        filled = time.monotonic()
         nix_paths = fill_nix(nix_root, trees)
         if ours_paths != nix_paths:
             raise RuntimeError("the sides imported the trees as different store paths")
@@ -151,37 +161,58 @@ def main() -> None:
                 seconds, sync_seconds, _ = run_cmd_synced(argv, stderr=subprocess.DEVNULL)
                 gc_row.peer.append(seconds)
                 gc_sync_row.peer.append(seconds + sync_seconds)
-        for side in alternating(run, ["with gc", "alone"]):
-            copy = salted_copy(stdlib, scratch / f"src{run}-{side}", uuid.uuid4().hex)
-            read_tree(copy)
-            seconds = import_timed(home, copy, with_gc=side == "with gc")
-            (during.ours if side == "with gc" else during.peer).append(stdlib_size / 1e6 / seconds)
+        kept = ours_paths[::2]
+        # what loses its roots below must be older than the loop's grace to be collected
+        time.sleep(max(0.0, filled + parse_duration(LOOP_GRACE) + 1 - time.monotonic()))
+        rng = random.Random(run)
+        for pair in range(IMPORT_PAIRS):
+            for side in alternating(run + pair, ["with gc", "alone"]):
+                copy = salted_copy(stdlib, scratch / f"src{run}-{pair}-{side}", uuid.uuid4().hex)
+                read_tree(copy)
+                if side == "alone":
+                    seconds = import_timed(home, copy)
+                    during.peer.append(stdlib_size / 1e6 / seconds)
+                    continue
+                unroot_ours(home, [kept.pop() for _ in range(max(1, count // 50))])
+                with GcLoop(home, start_after=rng.uniform(0, gc_row.ours[-1])) as loop:
+                    seconds = import_timed(home, copy)
+                during.ours.append(stdlib_size / 1e6 / seconds)
+                deleted_during += loop.deleted
+                loops += loop.runs
     report.print()
+    print(f"The {loops} collections that ran during imports deleted {deleted_during:,} objects.")
 
 
 class GcLoop:
-    """`tvix-store gc` on a store, run again and again in another process until stopped."""
+    """`tvix-store gc` on a store, run again and again in another process until stopped;
+    entering the `with` block starts them and waits `start_after` seconds."""
 
-    def __init__(self, home: Path) -> None:
+    def __init__(self, home: Path, start_after: float) -> None:
         self.home = home
+        self.start_after = start_after
         self.stopping = threading.Event()
-        self.runs = 0
+        self.runs = self.deleted = 0
         self.thread = threading.Thread(target=self._loop)
 
     def _loop(self) -> None:
         while not self.stopping.is_set():
-            subprocess.run(
-                pytvix_cmd("gc", "--grace", "1h"),
-                env=pytvix_env(self.home),
+            out = subprocess.run(
+                pytvix_cmd("gc", "--grace", LOOP_GRACE, "--json"),
+                env=import_env(self.home),
                 cwd=ROOT,
                 check=True,
                 capture_output=True,
+                text=True,
             )
+            objects = json.loads(out.stdout)["objects"].values()
+            self.deleted += sum(kind["deleted"] for kind in objects)
             self.runs += 1
 
     def __enter__(self) -> GcLoop:
         self.thread.start()
-        time.sleep(1.0)  # collecting when the import starts
+        time.sleep(self.start_after)
+        if not self.thread.is_alive():
+            raise RuntimeError("the collections stopped")
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -189,21 +220,15 @@ class GcLoop:
         self.thread.join()
 
 
-def import_timed(home: Path, tree: Path, *, with_gc: bool) -> float:
-    """Seconds `tvix-store import` of `tree` takes, alone or while collections run."""
+def import_env(home: Path) -> dict[str, str]:
+    return {**pytvix_env(home), "PYTVIX_WRITE_REFRESH": WRITE_REFRESH}
+
+
+def import_timed(home: Path, tree: Path) -> float:
+    """Seconds `tvix-store import` of `tree` takes."""
     argv = pytvix_cmd("import", str(tree))
-    env = pytvix_env(home)
-
-    def run() -> None:
-        subprocess.run(argv, env=env, cwd=ROOT, check=True, capture_output=True)
-
-    if not with_gc:
-        return timed(run)
-    with GcLoop(home) as loop:
-        seconds = timed(run)
-        if loop.runs == 0 and not loop.thread.is_alive():
-            raise RuntimeError("the collections did not run")
-    return seconds
+    env = import_env(home)
+    return timed(lambda: subprocess.run(argv, env=env, cwd=ROOT, check=True, capture_output=True))
 
 
 if __name__ == "__main__":
