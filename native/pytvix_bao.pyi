@@ -63,3 +63,24 @@ def group_cvs(data: Buffer, start_chunk: int) -> bytes:
     ``start_chunk`` (a multiple of 16) is the chunk of the first group; the last group
     may be short. Empty ``data`` gives ``b""``.
     """
+
+def subtree_encoded_len(length: int, /) -> int:
+    """Bytes of a wholly sent subtree of ``length`` data bytes as bao-tree encodes it: its
+    pairs and groups interleaved in pre-order (64 * (groups - 1) + length)."""
+
+def decode_subtree(
+    encoded: Buffer, expected: Buffer, is_root: bool, start_chunk: int, length: int
+) -> bytes:
+    """The ``length`` data bytes of a wholly sent subtree starting at chunk
+    ``start_chunk``, from its encoding, after checking every pair top-down against the
+    subtree's CV ``expected`` (the BLAKE3 hash if ``is_root``) and every group against its
+    pair. ValueError naming the first pair or group (counted in pre-order within the
+    subtree) that does not fit, or if ``encoded`` is not ``subtree_encoded_len(length)``
+    bytes or the triple is not a subtree (as for ``chunk_group_cv``)."""
+
+def encode_subtree(pairs: Buffer, data: Buffer, expected: Buffer, is_root: bool) -> bytes:
+    """The encoding of a wholly sent subtree: its pre-order ``pairs`` (its run of the
+    outboard) interleaved with its ``data``, after checking every pair top-down against
+    ``expected`` (the BLAKE3 hash if ``is_root``). The data is not hashed: the caller has
+    verified it. ValueError naming the first pair that does not fit, or if ``pairs`` is
+    not ``subtree_encoded_len(len(data)) - len(data)`` bytes."""

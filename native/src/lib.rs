@@ -260,5 +260,179 @@ pub fn outboard_size(size: u64) -> u64 {
     (size.div_ceil(GROUP_LEN as u64).max(1) - 1) * 64
 }
 
+/// Groups under the left child of a node over `groups` (> 1) groups.
+fn left_groups(groups: u64) -> u64 {
+    1u64 << (63 - (groups - 1).leading_zeros())
+}
+
+/// Bytes of a wholly sent subtree of `length` data bytes as bao-tree encodes it: its pairs
+/// and groups interleaved in pre-order.
+pub fn subtree_encoded_len(length: usize) -> usize {
+    (length.div_ceil(GROUP_LEN).max(1) - 1) * 64 + length
+}
+
+/// What does not fit in a wholly sent subtree.
+#[derive(Debug, PartialEq, Eq)]
+pub enum SubtreeError {
+    /// The input is not as long as the subtree's pairs and groups.
+    Length { expected: usize, got: usize },
+    /// Pair `index` (pre-order, counted within the subtree) does not hash to its parent.
+    Pair(usize),
+    /// Group `index` (counted within the subtree) does not hash to its place.
+    Group(usize),
+}
+
+impl std::fmt::Display for SubtreeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Length { expected, got } => {
+                write!(f, "{got} bytes where the subtree takes {expected}")
+            }
+            Self::Pair(i) => write!(f, "pair {i} of the subtree does not hash to its parent"),
+            Self::Group(i) => write!(f, "group {i} of the subtree does not hash to its place"),
+        }
+    }
+}
+
+/// Reads a subtree's encoding in pre-order, counting pairs and groups.
+struct Cursor<'a> {
+    input: &'a [u8],
+    pos: usize,
+    pairs: usize,
+    groups: usize,
+}
+
+impl<'a> Cursor<'a> {
+    fn take(&mut self, n: usize) -> &'a [u8] {
+        let out = &self.input[self.pos..self.pos + n];
+        self.pos += n;
+        out
+    }
+
+    /// The next pair, checked against the CV its parent names.
+    fn pair(
+        &mut self,
+        expected: &[u8; 32],
+        is_root: bool,
+    ) -> Result<([u8; 32], [u8; 32]), SubtreeError> {
+        let pair = self.take(64);
+        let left: [u8; 32] = pair[..32].try_into().expect("32 bytes");
+        let right: [u8; 32] = pair[32..].try_into().expect("32 bytes");
+        self.pairs += 1;
+        if parent_cv(&left, &right, is_root) != *expected {
+            return Err(SubtreeError::Pair(self.pairs - 1));
+        }
+        Ok((left, right))
+    }
+}
+
+/// Check the bao-tree encoding of a wholly sent subtree (`encoded`: pairs and groups
+/// interleaved in pre-order) against its CV `expected` (the BLAKE3 hash if `is_root`),
+/// writing its data bytes to `out` (as long as the subtree's data). The subtree starts at
+/// chunk `start_chunk`; the caller ensures `subtree_error(out.len(), start_chunk, is_root)`
+/// is `None`. On error `out` holds no meaning.
+pub fn decode_subtree(
+    encoded: &[u8],
+    expected: &[u8; 32],
+    is_root: bool,
+    start_chunk: u64,
+    out: &mut [u8],
+) -> Result<(), SubtreeError> {
+    let wanted = subtree_encoded_len(out.len());
+    if encoded.len() != wanted {
+        return Err(SubtreeError::Length {
+            expected: wanted,
+            got: encoded.len(),
+        });
+    }
+    let mut cursor = Cursor {
+        input: encoded,
+        pos: 0,
+        pairs: 0,
+        groups: 0,
+    };
+    decode_node(&mut cursor, out, start_chunk, expected, is_root)
+}
+
+fn decode_node(
+    cursor: &mut Cursor<'_>,
+    out: &mut [u8],
+    start_chunk: u64,
+    expected: &[u8; 32],
+    is_root: bool,
+) -> Result<(), SubtreeError> {
+    let groups = out.len().div_ceil(GROUP_LEN).max(1) as u64;
+    if groups == 1 {
+        let data = cursor.take(out.len());
+        cursor.groups += 1;
+        if subtree_hash(data, start_chunk, is_root) != *expected {
+            return Err(SubtreeError::Group(cursor.groups - 1));
+        }
+        out.copy_from_slice(data);
+        return Ok(());
+    }
+    let (left, right) = cursor.pair(expected, is_root)?;
+    let half = left_groups(groups);
+    let (lo, hi) = out.split_at_mut(half as usize * GROUP_LEN);
+    decode_node(cursor, lo, start_chunk, &left, false)?;
+    decode_node(cursor, hi, start_chunk + half * GROUP_CHUNKS, &right, false)
+}
+
+/// Interleave a wholly sent subtree's pre-order `pairs` (its run of the outboard) with its
+/// `data` as bao-tree encodes it, into `out` (`subtree_encoded_len(data.len())` bytes),
+/// checking every pair top-down against `expected` (the BLAKE3 hash if `is_root`). The data
+/// is not hashed: the caller has it verified.
+pub fn encode_subtree(
+    pairs: &[u8],
+    data: &[u8],
+    expected: &[u8; 32],
+    is_root: bool,
+    out: &mut [u8],
+) -> Result<(), SubtreeError> {
+    let wanted = subtree_encoded_len(data.len()) - data.len();
+    if pairs.len() != wanted {
+        return Err(SubtreeError::Length {
+            expected: wanted,
+            got: pairs.len(),
+        });
+    }
+    assert_eq!(
+        out.len(),
+        pairs.len() + data.len(),
+        "out is not the encoding's length"
+    );
+    let mut cursor = Cursor {
+        input: pairs,
+        pos: 0,
+        pairs: 0,
+        groups: 0,
+    };
+    let mut at = 0;
+    encode_node(&mut cursor, data, out, &mut at, expected, is_root)
+}
+
+fn encode_node(
+    cursor: &mut Cursor<'_>,
+    data: &[u8],
+    out: &mut [u8],
+    at: &mut usize,
+    expected: &[u8; 32],
+    is_root: bool,
+) -> Result<(), SubtreeError> {
+    let groups = data.len().div_ceil(GROUP_LEN).max(1) as u64;
+    if groups == 1 {
+        out[*at..*at + data.len()].copy_from_slice(data);
+        *at += data.len();
+        return Ok(());
+    }
+    let (left, right) = cursor.pair(expected, is_root)?;
+    out[*at..*at + 32].copy_from_slice(&left);
+    out[*at + 32..*at + 64].copy_from_slice(&right);
+    *at += 64;
+    let (lo, hi) = data.split_at(left_groups(groups) as usize * GROUP_LEN);
+    encode_node(cursor, lo, out, at, &left, false)?;
+    encode_node(cursor, hi, out, at, &right, false)
+}
+
 #[cfg(test)]
 mod tests;

@@ -16,27 +16,37 @@ const DETACH_MIN: usize = 16 * 1024;
 /// `max_threads` value meaning one thread per CPU (as in the blake3 package).
 const AUTO: i64 = -1;
 
-/// Run `f` on the bytes of any C-contiguous buffer (bytes, bytearray, memoryview, mmap...),
-/// with the GIL released if `detach` and the buffer is large.
+/// A C-contiguous buffer (bytes, bytearray, memoryview, mmap...) of `obj`.
+fn contiguous(obj: &Bound<'_, PyAny>) -> PyResult<PyUntypedBuffer> {
+    let buf = PyUntypedBuffer::get(obj)?;
+    if !buf.is_c_contiguous() {
+        return Err(PyBufferError::new_err("buffer is not C-contiguous"));
+    }
+    Ok(buf)
+}
+
+/// The bytes of a buffer from `contiguous`, valid while it lives.
+fn bytes_of(buf: &PyUntypedBuffer) -> &[u8] {
+    let len = buf.len_bytes();
+    if len == 0 {
+        return &[];
+    }
+    // SAFETY: the exported buffer stays valid (and cannot be resized) until `buf` is
+    // dropped, which the returned slice's lifetime ties it to; we only read it.
+    unsafe { std::slice::from_raw_parts(buf.buf_ptr() as *const u8, len) }
+}
+
+/// Run `f` on the bytes of any C-contiguous buffer, with the GIL released if `detach` and
+/// the buffer is large.
 fn with_buffer<T: Send>(
     py: Python<'_>,
     obj: &Bound<'_, PyAny>,
     detach: bool,
     f: impl FnOnce(&[u8]) -> T + Send,
 ) -> PyResult<T> {
-    let buf = PyUntypedBuffer::get(obj)?;
-    if !buf.is_c_contiguous() {
-        return Err(PyBufferError::new_err("buffer is not C-contiguous"));
-    }
-    let len = buf.len_bytes();
-    let data: &[u8] = if len == 0 {
-        &[]
-    } else {
-        // SAFETY: the exported buffer stays valid (and cannot be resized) until `buf` is
-        // dropped at the end of this function; we only read it.
-        unsafe { std::slice::from_raw_parts(buf.buf_ptr() as *const u8, len) }
-    };
-    Ok(if detach && len >= DETACH_MIN {
+    let buf = contiguous(obj)?;
+    let data = bytes_of(&buf);
+    Ok(if detach && data.len() >= DETACH_MIN {
         py.detach(|| f(data))
     } else {
         f(data)
@@ -166,6 +176,63 @@ fn group_cvs<'py>(
     Ok(PyBytes::new(py, &cvs))
 }
 
+/// A new bytes object of `len` bytes filled by `fill` (with the GIL released if large);
+/// ValueError with `fill`'s error.
+fn new_bytes<'py>(
+    py: Python<'py>,
+    len: usize,
+    fill: impl FnOnce(&mut [u8]) -> Result<(), crate::SubtreeError> + Send,
+) -> PyResult<Bound<'py, PyBytes>> {
+    PyBytes::new_with(py, len, |out| {
+        let done = if len >= DETACH_MIN {
+            py.detach(|| fill(out))
+        } else {
+            fill(out)
+        };
+        done.map_err(|e| PyValueError::new_err(e.to_string()))
+    })
+}
+
+#[pyfunction]
+fn decode_subtree<'py>(
+    py: Python<'py>,
+    encoded: &Bound<'_, PyAny>,
+    expected: &Bound<'_, PyAny>,
+    is_root: bool,
+    start_chunk: u64,
+    length: usize,
+) -> PyResult<Bound<'py, PyBytes>> {
+    check_subtree(length, start_chunk, is_root)?;
+    let expected = cv32(py, expected, "expected")?;
+    let buf = contiguous(encoded)?;
+    let encoded = bytes_of(&buf);
+    new_bytes(py, length, |out| {
+        crate::decode_subtree(encoded, &expected, is_root, start_chunk, out)
+    })
+}
+
+#[pyfunction]
+fn encode_subtree<'py>(
+    py: Python<'py>,
+    pairs: &Bound<'_, PyAny>,
+    data: &Bound<'_, PyAny>,
+    expected: &Bound<'_, PyAny>,
+    is_root: bool,
+) -> PyResult<Bound<'py, PyBytes>> {
+    let expected = cv32(py, expected, "expected")?;
+    let (pairs_buf, data_buf) = (contiguous(pairs)?, contiguous(data)?);
+    let (pairs, data) = (bytes_of(&pairs_buf), bytes_of(&data_buf));
+    let len = pairs.len() + data.len();
+    new_bytes(py, len, |out| {
+        crate::encode_subtree(pairs, data, &expected, is_root, out)
+    })
+}
+
+#[pyfunction]
+fn subtree_encoded_len(length: usize) -> usize {
+    crate::subtree_encoded_len(length)
+}
+
 #[pyfunction]
 fn outboard_size(size: u64) -> u64 {
     crate::outboard_size(size)
@@ -179,6 +246,9 @@ fn pytvix_bao(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(parent_cv, m)?)?;
     m.add_function(wrap_pyfunction!(group_cvs, m)?)?;
     m.add_function(wrap_pyfunction!(outboard_size, m)?)?;
+    m.add_function(wrap_pyfunction!(decode_subtree, m)?)?;
+    m.add_function(wrap_pyfunction!(encode_subtree, m)?)?;
+    m.add_function(wrap_pyfunction!(subtree_encoded_len, m)?)?;
     m.add("AUTO", AUTO)?;
     m.add("CHUNK_LEN", crate::CHUNK_LEN)?;
     m.add("GROUP_LEN", crate::GROUP_LEN)?;

@@ -329,3 +329,105 @@ fn encoded_range_vectors() {
     }
     assert!(cases > 100);
 }
+
+// ---- wholly sent subtrees (the BULK items of castore/bao_plan.py) ----
+
+#[test]
+fn whole_blob_subtree_is_bao_tree_encoding() {
+    for &size in SIZES.iter().filter(|&&s| s > GROUP_LEN) {
+        let d = data(size, 3);
+        let (root, ob) = outboard(&d, Threads::Current);
+        let mut enc = vec![0; subtree_encoded_len(size)];
+        encode_subtree(&ob, &d, &root, true, &mut enc).unwrap();
+        let mut reference_stream = Vec::new();
+        encode_ranges_validated(
+            &d[..],
+            reference(&d),
+            &ChunkRanges::all(),
+            &mut reference_stream,
+        )
+        .unwrap();
+        // (bao-tree writes no size header: iroh-blobs puts it in front)
+        let first = enc.iter().zip(&reference_stream).position(|(a, b)| a != b);
+        assert_eq!(enc.len(), reference_stream.len(), "length, size {size}");
+        assert_eq!(first, None, "encoding differs, size {size}");
+        let mut out = vec![0; size];
+        decode_subtree(&enc, &root, true, 0, &mut out).unwrap();
+        assert!(out == d, "decoded data differs, size {size}");
+    }
+}
+
+#[test]
+fn inner_subtree_round_trips() {
+    // the right child of the root of 5 groups + 1000 bytes: groups 4.. (one group, short)
+    // and of 3 MiB + 12345: the left child, 128 groups
+    let d = data(3 * MIB + 12_345, 9);
+    let (root, ob) = outboard(&d, Threads::Current);
+    let (left, _) = (&ob[..32], &ob[32..64]);
+    let expected: [u8; 32] = left.try_into().unwrap();
+    let groups = 128usize;
+    let pairs = &ob[64..64 + 64 * (groups - 1)];
+    let part = &d[..groups * GROUP_LEN];
+    let mut enc = vec![0; subtree_encoded_len(part.len())];
+    encode_subtree(pairs, part, &expected, false, &mut enc).unwrap();
+    let mut out = vec![0; part.len()];
+    decode_subtree(&enc, &expected, false, 0, &mut out).unwrap();
+    assert!(out == part);
+    // the root's own check fails for a non-root CV
+    assert_eq!(
+        decode_subtree(&enc, &root, true, 0, &mut out),
+        Err(SubtreeError::Pair(0))
+    );
+}
+
+#[test]
+fn tampering_is_found_where_it_is() {
+    let size = 5 * GROUP_LEN + 1000;
+    let d = data(size, 11);
+    let (root, ob) = outboard(&d, Threads::Current);
+    let mut enc = vec![0; subtree_encoded_len(size)];
+    encode_subtree(&ob, &d, &root, true, &mut enc).unwrap();
+    let mut out = vec![0; size];
+    // six groups in pre-order: pair 0 (root), pair 1 (groups 0-3), pair 2 (0-1), group 0,
+    // group 1, pair 3 (2-3), group 2, group 3, pair 4 (4-5), group 4, group 5
+    let g = GROUP_LEN;
+    let pair_at = [0, 64, 128, 192 + 2 * g, 256 + 4 * g];
+    let group_at = [
+        192,
+        192 + g,
+        256 + 2 * g,
+        256 + 3 * g,
+        320 + 4 * g,
+        320 + 5 * g,
+    ];
+    for (i, &at) in group_at.iter().enumerate() {
+        let mut bad = enc.clone();
+        bad[at + 7] ^= 1;
+        assert_eq!(
+            decode_subtree(&bad, &root, true, 0, &mut out),
+            Err(SubtreeError::Group(i))
+        );
+    }
+    for (i, &at) in pair_at.iter().enumerate() {
+        let mut bad = enc.clone();
+        bad[at + 40] ^= 1;
+        // a flipped right CV: the pair no longer hashes to its parent
+        assert_eq!(
+            decode_subtree(&bad, &root, true, 0, &mut out),
+            Err(SubtreeError::Pair(i))
+        );
+    }
+    let mut bad_ob = ob.clone();
+    bad_ob[3 * 64 + 1] ^= 1;
+    assert_eq!(
+        encode_subtree(&bad_ob, &d, &root, true, &mut enc),
+        Err(SubtreeError::Pair(3))
+    );
+    assert_eq!(
+        decode_subtree(&enc[1..], &root, true, 0, &mut out),
+        Err(SubtreeError::Length {
+            expected: enc.len(),
+            got: enc.len() - 1
+        })
+    );
+}

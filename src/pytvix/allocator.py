@@ -16,9 +16,11 @@ import ctypes
 MMAP_THRESHOLD = 32 << 20
 TRIM_THRESHOLD = 256 << 20
 # Long-running servers hold many clients' buffers at once and must give memory back when
-# they go: buffers of 1 MiB and more come from mmap (returned on free), and each arena
-# keeps at most 16 MiB of free heap.
-SERVER_MMAP_THRESHOLD = 1 << 20
+# they go, yet fault in every page of a fresh mmap: buffers up to the 4 MiB store reads
+# (and the header and pairs that ride along) come from the heap, reused; larger ones from
+# mmap (returned on free); each arena keeps at most 16 MiB of free heap (README,
+# "Measurements behind the code").
+SERVER_MMAP_THRESHOLD = (4 << 20) + (64 << 10)
 SERVER_TRIM_THRESHOLD = 16 << 20
 _M_TRIM_THRESHOLD = -1
 _M_MMAP_THRESHOLD = -3

@@ -103,41 +103,28 @@ def group_span(size: int, offset: int, end: int) -> tuple[int, int, int]:
     return first, first * GROUP, min(size, -(-end // GROUP) * GROUP)
 
 
-def check_pairs(
-    expected: bytes, is_root: bool, groups: int, pairs: Buffer, cvs: Buffer | None = None
-) -> None:
+def check_pairs(expected: bytes, is_root: bool, groups: int, pairs: Buffer) -> None:
     """Check the pre-order pairs of a subtree over `groups` groups top-down against the
     subtree's CV `expected` (the root hash if `is_root`): each pair must hash to the half of
-    its parent that names it. With `cvs` (the groups' non-root CVs, 32 bytes each, in order)
-    the lowest halves must also be those (a subtree of one group has no pairs: it is checked
-    against `cvs` alone, unless it is the root, whose hash is not a CV and is the caller's to
-    check). BaoError naming the first pair that does not fit."""
+    its parent that names it. BaoError naming the first pair that does not fit."""
     if len(pairs) != PAIR * (groups - 1):
         raise BaoError(f"{len(pairs)} bytes of pairs for a subtree of {groups} groups")
-    if groups == 1:
-        if cvs is not None and not is_root and bytes(cvs) != expected:
-            raise BaoError("group does not hash to its place in the tree")
-        return
     view = memoryview(pairs)
-    # (pair number, groups under the node, expected CV, is root, first group)
-    stack: list[tuple[int, int, bytes | memoryview, bool, int]] = [
-        (0, groups, expected, is_root, 0)
-    ]
+    # (pair number, groups under the node, expected CV, is root)
+    stack: list[tuple[int, int, bytes | memoryview, bool]] = []
+    if groups > 1:
+        stack.append((0, groups, expected, is_root))
     while stack:
-        pair, n, cv, root, first = stack.pop()
+        pair, n, cv, root = stack.pop()
         at = PAIR * pair
         left, right = view[at : at + 32], view[at + 32 : at + PAIR]
         if parent_cv(left, right, root) != cv:
             raise BaoError(f"pair {pair} does not hash to its parent")
         half = left_groups(n)
-        for child, count, lo, index in (
-            (left, half, first, pair + 1),
-            (right, n - half, first + half, pair + half),
-        ):
-            if count > 1:
-                stack.append((index, count, child, False, lo))
-            elif cvs is not None and cvs[32 * lo : 32 * lo + 32] != child:
-                raise BaoError(f"group {lo} of the subtree does not hash to its place")
+        if half > 1:
+            stack.append((pair + 1, half, left, False))
+        if n - half > 1:
+            stack.append((pair + half, n - half, right, False))
 
 
 def check_outboard(root: bytes, outboard: BlobOutboard) -> None:

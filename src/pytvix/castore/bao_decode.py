@@ -16,11 +16,11 @@ from __future__ import annotations
 import struct
 from collections.abc import Iterator
 
-from pytvix_bao import chunk_group_cv, group_cvs
+from pytvix_bao import chunk_group_cv, decode_subtree
 
 from pytvix.buffers import Buffer, ByteQueue
-from pytvix.castore.bao import GROUP, PAIR, BaoError, check_pairs
-from pytvix.castore.bao_plan import Item, Kind, bulk_layout, check_pair, plan
+from pytvix.castore.bao import BaoError
+from pytvix.castore.bao_plan import Item, Kind, check_pair, plan
 from pytvix.castore.bao_ranges import CHUNK, ChunkRanges, RangeSpec
 
 SIZE_HEADER = struct.Struct("<Q")
@@ -93,21 +93,13 @@ class RangeDecoder:
         return item.start, data
 
     def _verify_bulk(self, item: Item, expected: Buffer) -> bytes:
-        """A BULK item's groups, taken piece by piece (so that only the groups are copied,
-        once, into the bytes returned), checked with the pairs between them."""
-        groups = item.groups
-        pairs: list[Buffer] = []
-        blocks: list[Buffer] = []
-        for is_pair, i in bulk_layout(groups):
-            n = PAIR if is_pair else min(GROUP, item.length - GROUP * i)
-            (pairs if is_pair else blocks).append(self._received.take(n))
-        data = b"".join(blocks)
+        """A BULK item's groups, checked with the pairs between them in one native call
+        (which copies the groups, once, into the bytes returned)."""
+        encoded = self._received.take(item.encoded_length)
         try:
-            cvs = group_cvs(data, item.start // CHUNK)
-            check_pairs(bytes(expected), item.is_root, groups, b"".join(pairs), cvs)
-        except BaoError as e:
+            return decode_subtree(encoded, expected, item.is_root, item.start // CHUNK, item.length)
+        except ValueError as e:
             raise BaoError(f"{_span(item)}: {e}") from e
-        return data
 
 
 def _span(item: Item) -> str:

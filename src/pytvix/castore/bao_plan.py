@@ -17,12 +17,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from enum import Enum
-from functools import cache
 
 from pytvix_bao import parent_cv
 
 from pytvix.buffers import Buffer
-from pytvix.castore.bao import GROUP, PAIR, BaoError, group_count, left_groups
+from pytvix.castore.bao import GROUP, PAIR, BaoError, group_count
 from pytvix.castore.bao_ranges import CHUNK, ChunkRanges
 
 BULK_MAX = 1 << 20
@@ -112,23 +111,3 @@ def check_pair(item: Item, left: Buffer, right: Buffer, expected: list[Buffer], 
 def encoded_size(size: int, ranges: ChunkRanges) -> int:
     """Bytes of the stream, size header included."""
     return 8 + sum(item.encoded_length for item in plan(size, ranges, bulk=size))
-
-
-@cache
-def bulk_layout(groups: int) -> tuple[tuple[bool, int], ...]:
-    """The pre-order sequence of a wholly sent subtree of `groups` groups: (True, pair
-    number) for a pair, (False, group number) for a group, both counted within the
-    subtree. Pair numbers are positions in the subtree's run of the outboard."""
-    out: list[tuple[bool, int]] = []
-
-    def walk(first: int, n: int, pair: int) -> None:
-        if n == 1:
-            out.append((False, first))
-            return
-        half = left_groups(n)
-        out.append((True, pair))
-        walk(first, half, pair + 1)
-        walk(first + half, n - half, pair + half)
-
-    walk(0, groups, 0)
-    return tuple(out)
