@@ -198,7 +198,7 @@ class GcLoop:
         while not self.stopping.is_set():
             out = subprocess.run(
                 pytvix_cmd("gc", "--grace", LOOP_GRACE, "--json"),
-                env=import_env(self.home),
+                env=refresh_env(self.home),
                 cwd=ROOT,
                 check=True,
                 capture_output=True,
@@ -220,14 +220,15 @@ class GcLoop:
         self.thread.join()
 
 
-def import_env(home: Path) -> dict[str, str]:
+def refresh_env(home: Path) -> dict[str, str]:
+    """The environment of both the imports and the collections (the short write refresh)."""
     return {**pytvix_env(home), "PYTVIX_WRITE_REFRESH": WRITE_REFRESH}
 
 
 def import_timed(home: Path, tree: Path) -> float:
     """Seconds `tvix-store import` of `tree` takes."""
     argv = pytvix_cmd("import", str(tree))
-    env = import_env(home)
+    env = refresh_env(home)
     return timed(lambda: subprocess.run(argv, env=env, cwd=ROOT, check=True, capture_output=True))
 
 

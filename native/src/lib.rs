@@ -242,7 +242,7 @@ fn pre_order<'a>(at: &impl Fn(usize) -> &'a Pair, first: usize, groups: u64, out
     if groups < 2 {
         return;
     }
-    let left = 1u64 << (63 - (groups - 1).leading_zeros());
+    let left = left_groups(groups);
     out.extend_from_slice(at(first + groups as usize - 2));
     pre_order(at, first, left, out);
     pre_order(at, first + left as usize - 1, groups - left, out);
